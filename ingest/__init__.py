@@ -1,0 +1,1 @@
+"""ingest: the thin aiohttp receiver. Authenticates, publishes with confirms, then answers."""

@@ -1,0 +1,145 @@
+"""The ingest web application: provider callbacks, health and readiness.
+
+The callback path never touches Postgres: verify with the provider's scheme, wrap the raw
+body in an envelope, publish persistent + mandatory with a confirm, and only then answer
+with the provider's own acknowledgement. Every rejection carries a reason code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+import aio_pika
+import structlog
+from aiohttp import web
+
+from paysync.amqp import INBOUND_ROUTING_KEY, Broker
+from paysync.errors import AuthenticationError, BrokerUnavailable
+from paysync.logging import get_logger
+from paysync.settings import Settings
+from providers.base import ProviderAdapter
+from schemas.envelope import Envelope, EnvelopeKind
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class _ClockHolder:
+    """AppKey needs a class; this wraps the injectable clock."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: Clock) -> None:
+        self.now = now
+
+
+SETTINGS = web.AppKey("settings", Settings)
+BROKER = web.AppKey("broker", Broker)
+REGISTRY = web.AppKey("registry", Mapping[str, ProviderAdapter])
+CLOCK = web.AppKey("clock", _ClockHolder)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_app(
+    settings: Settings,
+    broker: Broker,
+    registry: Mapping[str, ProviderAdapter],
+    clock: Clock = utc_now,
+) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.ingest.max_body_bytes, middlewares=[_bind_request_context]
+    )
+    app[SETTINGS] = settings
+    app[BROKER] = broker
+    app[REGISTRY] = registry
+    app[CLOCK] = _ClockHolder(clock)
+    app.router.add_post("/webhooks/{provider}/{account}", receive_callback)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _bind_request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    with structlog.contextvars.bound_contextvars(request_id=str(uuid.uuid4())):
+        return await handler(request)
+
+
+def reject(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+async def receive_callback(request: web.Request) -> web.StreamResponse:
+    provider, account_name = request.match_info["provider"], request.match_info["account"]
+    settings = request.app[SETTINGS]
+    adapter = request.app[REGISTRY].get(provider)
+    account = settings.account(provider, account_name)
+    if adapter is None or account is None:
+        log.info("callback_rejected", reason="unknown_account")
+        return reject(404, "unknown_provider" if adapter is None else "unknown_account")
+    structlog.contextvars.bind_contextvars(provider=provider, account=account_name)
+
+    received_at = request.app[CLOCK].now()
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        log.info("callback_rejected", reason="body_too_large")
+        return reject(413, "body_too_large")
+    try:
+        verified = adapter.verify_callback(account, request.headers, body, received_at)
+    except AuthenticationError as exc:
+        log.info("callback_rejected", reason=exc.reason)
+        return reject(401, exc.reason)
+
+    envelope = Envelope(
+        message_id=str(uuid.uuid4()),
+        kind=EnvelopeKind.CALLBACK,
+        provider=provider,
+        account=account_name,
+        received_at=received_at,
+        body=body,
+        content_type=request.headers.get("Content-Type", "application/octet-stream"),
+        verified_by=verified.secret_ref,
+        http_headers=verified.http_headers,
+    )
+    try:
+        await _publish(request.app[BROKER], envelope, settings.ingest.confirm_timeout_seconds)
+    except BrokerUnavailable as exc:
+        log.warning("callback_unconfirmed", error=str(exc), message_id=envelope.message_id)
+        return reject(503, "broker_unavailable")
+    log.info("callback_accepted", message_id=envelope.message_id, verified_by=verified.secret_ref)
+    ack = adapter.callback_ack
+    return web.Response(status=ack.status, body=ack.body, content_type=ack.content_type)
+
+
+async def _publish(broker: Broker, envelope: Envelope, timeout: float) -> None:
+    message = aio_pika.Message(
+        envelope.body,
+        headers=envelope.amqp_headers(),
+        message_id=envelope.message_id,
+        content_type=envelope.content_type,
+        timestamp=envelope.received_at,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+    await broker.publish(
+        broker.topology.inbound_exchange, message, INBOUND_ROUTING_KEY, timeout=timeout
+    )
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if request.app[BROKER].ready:
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "not_ready", "broker": "unreachable"}, status=503)

@@ -1,0 +1,1 @@
+"""paysync shared kernel: settings, logging, database, AMQP topology, errors and the CLI."""

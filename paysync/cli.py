@@ -1,0 +1,94 @@
+"""The ``paysync`` console script: parses arguments, loads settings, runs one command.
+
+paysync migrate            create the database, apply migrations, declare the topology
+paysync ingest | worker    run one role
+paysync all                run ingest + worker (+ outbox relay) in one process
+paysync demo               all roles, plus a simulated provider and an event watcher
+paysync simulate ccpayment send signed callbacks to a running ingest
+paysync events watch       print events from paysync.events as they arrive
+paysync config check       validate the configuration and print it (secrets by reference)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from paysync import commands
+from paysync.errors import ConfigError
+from paysync.logging import configure_logging
+from paysync.settings import Settings, load_settings
+from providers import REGISTRY, account_models
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paysync", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="TOML file (default: $PAYSYNC_CONFIG or paysync.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("migrate", help="create the database, apply migrations, declare the topology")
+    sub.add_parser("ingest", help="run the HTTP receiver")
+    sub.add_parser("worker", help="run the consumer and the outbox relay")
+    sub.add_parser("all", help="run ingest and worker in one process")
+    demo = sub.add_parser("demo", help="all roles plus a simulated CCPayment and an event watcher")
+    demo.add_argument("--account", help="CCPayment account to simulate (default: the first)")
+    demo.add_argument("--every", type=float, default=5.0, help="seconds between payments")
+
+    simulate = sub.add_parser("simulate", help="send simulated, signed callbacks")
+    sim_sub = simulate.add_subparsers(dest="provider", required=True, metavar="PROVIDER")
+    cc = sim_sub.add_parser("ccpayment", help="CCPayment v1 API Deposit webhooks")
+    cc.add_argument("--url", default=None, help="ingest base URL (default: from [ingest])")
+    cc.add_argument("--account", help="account name (default: the first configured)")
+    cc.add_argument("--payments", type=int, default=1, help="how many orders to pay")
+    cc.add_argument("--partial", action="store_true", help="pay each order in two parts")
+    cc.add_argument("--repeat", type=int, default=1, help="send each webhook this many times")
+
+    events = sub.add_parser("events", help="inspect paysync.events")
+    ev_sub = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    watch = ev_sub.add_parser("watch", help="print events as they arrive (a temporary queue)")
+    watch.add_argument("--binding", default="payment.#", help="routing key pattern")
+    watch.add_argument("--count", type=int, default=0, help="stop after N events (0: never)")
+    watch.add_argument("--timeout", type=float, default=0, help="stop after S seconds (0: never)")
+
+    config = sub.add_parser("config", help="configuration")
+    cfg_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cfg_sub.add_parser("check", help="validate and print the configuration")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(account_models(), path=args.config)
+    except ConfigError as exc:
+        print(f"paysync: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, secrets=[s.reveal() for s in settings.secrets()])
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    match args.command:
+        case "migrate":
+            return await commands.migrate(settings)
+        case "ingest" | "worker":
+            return await commands.serve(settings, REGISTRY, {args.command})
+        case "all":
+            return await commands.serve(settings, REGISTRY, {"ingest", "worker"})
+        case "demo":
+            return await commands.demo(settings, REGISTRY, args.account, args.every)
+        case "simulate":
+            return await commands.simulate_ccpayment(settings, args)
+        case "events":
+            return await commands.watch_events(settings, args.binding, args.count, args.timeout)
+        case "config":
+            return commands.show_config(settings)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

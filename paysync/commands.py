@@ -1,0 +1,177 @@
+"""What each CLI command does, given validated settings. No argument parsing here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import sys
+from collections.abc import Mapping
+
+import aio_pika
+import aiohttp
+import asyncpg
+import orjson
+
+from paysync.amqp import Broker, declare
+from paysync.errors import BrokerUnavailable
+from paysync.logging import get_logger
+from paysync.migrate import apply_migrations, discover, ensure_database
+from paysync.runner import run_roles, topology_of
+from paysync.settings import Secret, Settings
+from providers.base import ProviderAdapter
+from providers.ccpayment import CCPaymentAccount
+from simulator.sender import send_ccpayment
+
+log = get_logger(__name__)
+
+
+async def migrate(settings: Settings) -> int:
+    try:
+        created = await ensure_database(settings.database_url)
+        conn = await asyncpg.connect(settings.database_url, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"paysync: cannot reach Postgres: {exc}", file=sys.stderr)
+        return 1
+    try:
+        applied = await apply_migrations(conn, discover())
+    finally:
+        await conn.close()
+    log.info("migrations_applied", created_database=created, versions=applied)
+    try:
+        async with asyncio.timeout(30):
+            connection = await aio_pika.connect_robust(settings.amqp_url)
+    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+        print(f"paysync: cannot reach RabbitMQ: {exc!r}", file=sys.stderr)
+        return 1
+    async with connection:
+        await declare(await connection.channel(), topology_of(settings))
+    log.info("topology_declared", prefix=settings.broker.name_prefix)
+    return 0
+
+
+async def serve(
+    settings: Settings, registry: Mapping[str, ProviderAdapter], roles: set[str]
+) -> int:
+    await run_roles(settings, registry, roles)
+    return 0
+
+
+def _ccpayment_account(settings: Settings, name: str | None) -> tuple[str, CCPaymentAccount]:
+    accounts = settings.accounts.get("ccpayment", {})
+    if name is None and accounts:
+        name = next(iter(accounts))
+    account = accounts.get(name or "")
+    if not isinstance(account, CCPaymentAccount):
+        raise SystemExit(f"paysync: no CCPayment account {name!r} in the configuration")
+    assert name is not None
+    return name, account
+
+
+def _local_url(settings: Settings) -> str:
+    host = settings.ingest.host if settings.ingest.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    return f"http://{host}:{settings.ingest.port}"
+
+
+async def simulate_ccpayment(settings: Settings, args: argparse.Namespace) -> int:
+    name, account = _ccpayment_account(settings, args.account)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        report = await send_ccpayment(
+            session,
+            args.url or _local_url(settings),
+            name,
+            account,
+            payments=args.payments,
+            partial=args.partial,
+            repeat=args.repeat,
+        )
+    print(
+        orjson.dumps(
+            {
+                "account": name,
+                "payments": report.payments,
+                "answers": {str(k): v for k, v in report.answers.items()},
+            }
+        ).decode()
+    )
+    return 0 if set(report.answers) == {200} else 1
+
+
+async def watch_events(settings: Settings, binding: str, count: int, timeout: float) -> int:
+    """Print each event body on its own line, from a temporary queue bound to the events."""
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            topology_of(settings).events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=binding)
+        print(f"# watching {exchange.name} for {binding}", file=sys.stderr, flush=True)
+        seen = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout or None), queue.iterator() as messages:
+                async for message in messages:
+                    async with message.process():
+                        print(message.body.decode(), flush=True)
+                    seen += 1
+                    if count and seen >= count:
+                        break
+    return 0
+
+
+async def demo(
+    settings: Settings,
+    registry: Mapping[str, ProviderAdapter],
+    account: str | None,
+    every: float,
+) -> int:
+    """All roles in one process, a simulated CCPayment paying orders, events printed."""
+    name, cc_account = _ccpayment_account(settings, account)
+
+    async def show(broker: Broker, stop: asyncio.Event) -> None:
+        declared = await broker.wait_connected()
+        channel = await broker.connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(declared.events_exchange, routing_key="payment.#")
+
+        async def on_event(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                event = orjson.loads(message.body)
+                log.info(
+                    "demo_event_received",
+                    routing_key=message.routing_key,
+                    payment=event["payment"],
+                    event_id=event["event_id"],
+                )
+
+        await queue.consume(on_event)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            for partial in itertools.cycle((False, True)):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every)
+                if stop.is_set():
+                    return
+                with contextlib.suppress(aiohttp.ClientError, BrokerUnavailable):
+                    report = await send_ccpayment(
+                        session, _local_url(settings), name, cc_account, payments=1, partial=partial
+                    )
+                    log.info(
+                        "demo_payment_sent",
+                        merchant_ref=report.payments[0],
+                        parts=2 if partial else 1,
+                    )
+
+    await run_roles(settings, registry, {"ingest", "worker"}, extra=show)
+    return 0
+
+
+def show_config(settings: Settings) -> int:
+    def default(value: object) -> object:
+        if isinstance(value, Secret):
+            return value.ref
+        raise TypeError
+
+    print(orjson.dumps(settings.model_dump(), default=default, option=orjson.OPT_INDENT_2).decode())
+    return 0

@@ -1,0 +1,75 @@
+"""The one exception tree of paysync.
+
+Every error paysync raises on purpose derives from ``PaysyncError`` and is either
+``Permanent`` (retrying cannot help: dead-letter it or answer 4xx) or ``Transient``
+(a dependency is unavailable: retry with backoff, answer 503)::
+
+    PaysyncError
+    ├── ConfigError                   configuration is invalid (all problems at once)
+    ├── Permanent
+    │   ├── AuthenticationError       a request failed its provider's scheme (reason code)
+    │   ├── UnknownAccount            {provider}/{account} is not configured
+    │   └── MalformedMessage          an authenticated body/envelope cannot be parsed
+    └── Transient
+        ├── BrokerUnavailable         RabbitMQ down or did not confirm in time
+        └── DatabaseUnavailable       Postgres down or a lock conflict
+
+Each process maps these to outcomes in exactly one place: HTTP status in ingest,
+ack / retry / dead-letter in the worker.
+"""
+
+from __future__ import annotations
+
+
+class PaysyncError(Exception):
+    """Base of every error paysync raises deliberately."""
+
+
+class ConfigError(PaysyncError):
+    """Configuration is invalid; ``problems`` lists every ``key: message`` found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class Permanent(PaysyncError):
+    """Retrying cannot help."""
+
+
+class AuthenticationError(Permanent):
+    """A request failed its provider's authentication scheme.
+
+    ``reason`` is a stable, secret-free code (``bad_signature``, ``stale_timestamp``,
+    ``missing_header``, ``foreign_app_id`` ...) used in the HTTP body and as a metric label.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class UnknownAccount(Permanent):
+    """The provider or account named by a request or message is not configured."""
+
+    def __init__(self, provider: str, account: str) -> None:
+        self.provider = provider
+        self.account = account
+        super().__init__(f"unknown provider account {provider}/{account}")
+
+
+class MalformedMessage(Permanent):
+    """An authenticated payload or an envelope cannot be understood."""
+
+
+class Transient(PaysyncError):
+    """A dependency is unavailable; the same work may succeed later."""
+
+
+class BrokerUnavailable(Transient):
+    """RabbitMQ is unreachable or did not confirm a publish in time."""
+
+
+class DatabaseUnavailable(Transient):
+    """Postgres is unreachable, or a transaction hit a serialization/lock conflict."""

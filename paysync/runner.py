@@ -1,0 +1,97 @@
+"""The composition root of the long-running roles: builds every object once, runs, drains.
+
+``run_roles`` starts the requested roles (``ingest``, ``worker``) on one broker link and
+one pool, waits for SIGTERM/SIGINT (or for a role to fail), then shuts down in order:
+ingest stops accepting and finishes in-flight publishes, the consumer finishes and acks
+its messages, the relay finishes its batch; then the pool and the broker close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import AsyncExitStack
+
+from aiohttp import web
+
+from ingest.app import build_app
+from paysync.amqp import Broker, Topology
+from paysync.db import create_pool
+from paysync.logging import get_logger
+from paysync.settings import Settings
+from providers.base import ProviderAdapter
+from worker.consumer import Consumer
+from worker.relay import Relay
+from worker.store import Store
+
+log = get_logger(__name__)
+
+ROLES = ("ingest", "worker")
+
+Extra = Callable[[Broker, asyncio.Event], Coroutine[None, None, None]]
+
+
+def topology_of(settings: Settings) -> Topology:
+    return Topology(
+        prefix=settings.broker.name_prefix, delivery_limit=settings.broker.delivery_limit
+    )
+
+
+async def run_roles(
+    settings: Settings,
+    registry: Mapping[str, ProviderAdapter],
+    roles: set[str],
+    extra: Extra | None = None,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    broker = Broker(
+        settings.amqp_url,
+        topology_of(settings),
+        reconnect_seconds=settings.broker.reconnect_seconds,
+    )
+    broker.start()
+    tasks: list[asyncio.Task[None]] = []
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(broker.close)
+        if "worker" in roles:
+            pool = await create_pool(settings.database_url, max_size=settings.database_pool_size)
+            stack.push_async_callback(pool.close)
+            consumer = Consumer(broker, Store(pool), registry, settings.worker, stop)
+            relay = Relay(pool, broker, settings.worker, stop)
+            tasks += [
+                asyncio.create_task(consumer.run(), name="consumer"),
+                asyncio.create_task(relay.run(), name="relay"),
+            ]
+        if "ingest" in roles:
+            runner = web.AppRunner(
+                build_app(settings, broker, registry),
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=settings.ingest.shutdown_timeout_seconds,
+            )
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            await web.TCPSite(runner, settings.ingest.host, settings.ingest.port).start()
+            log.info("ingest_listening", host=settings.ingest.host, port=settings.ingest.port)
+        if extra is not None:
+            tasks.append(asyncio.create_task(extra(broker, stop), name="extra"))
+        log.info("service_started", roles=sorted(roles))
+        await _until_stopped(stop, tasks)
+    log.info("service_stopped")
+
+
+async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for the stop signal or a failed role; then let every role drain."""
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    for failure in failures:
+        log.error("role_failed", error=repr(failure))
+    if failures:
+        raise failures[0]

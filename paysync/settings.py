@@ -1,0 +1,228 @@
+"""Configuration: one TOML file, every scalar overridable by ``PAYSYNC_*`` environment variables.
+
+Secrets are never written in the file; it names where they live (``env:NAME`` or
+``file:PATH``) and they are resolved at start-up into :class:`Secret` values whose ``repr``
+shows only the reference. Every problem in the file, the environment and the secret
+references is collected and raised together as one :class:`~paysync.errors.ConfigError`,
+each line naming its key.
+
+Override rules: ``PAYSYNC_DATABASE_URL`` sets the top-level ``database_url``;
+``PAYSYNC_INGEST__PORT`` sets ``port`` in the ``[ingest]`` table. ``PAYSYNC_CONFIG`` names
+the file (default ``paysync.toml``). Provider accounts live only in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+)
+
+from paysync.errors import ConfigError
+
+ENV_PREFIX = "PAYSYNC_"
+CONFIG_ENV = "PAYSYNC_CONFIG"
+DEFAULT_CONFIG_PATH = "paysync.toml"
+
+
+class Secret:
+    """A resolved secret. ``ref`` (``env:NAME``) is safe to log; the value is not."""
+
+    __slots__ = ("_value", "ref")
+
+    def __init__(self, ref: str, value: str) -> None:
+        self.ref = ref
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.ref!r})"
+
+    __str__ = __repr__
+
+
+def _resolve_secret(raw: object, info: ValidationInfo) -> Secret:
+    if isinstance(raw, Secret):
+        return raw
+    if not isinstance(raw, str):
+        raise ValueError("a secret reference must be a string such as 'env:NAME' or 'file:PATH'")
+    env: Mapping[str, str] = (info.context or {}).get("env", os.environ)
+    kind, _, target = raw.partition(":")
+    if kind == "env" and target:
+        if target not in env:
+            raise ValueError(f"environment variable {target} is not set")
+        value = env[target]
+    elif kind == "file" and target:
+        try:
+            value = Path(target).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {target}: {exc.strerror}") from None
+    else:
+        # The raw value may itself be a secret pasted inline: never echo it.
+        raise ValueError("secrets must be referenced as 'env:NAME' or 'file:PATH', not inline")
+    if not value:
+        raise ValueError(f"secret {raw} is empty")
+    return Secret(raw, value)
+
+
+SecretRef = Annotated[Secret, BeforeValidator(_resolve_secret)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class ProviderAccount(_Model):
+    """Fields every provider account has; each provider module extends it."""
+
+    secrets: list[SecretRef] = Field(min_length=1)
+
+
+class IngestSettings(_Model):
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    confirm_timeout_seconds: float = Field(default=5.0, gt=0)
+    shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class WorkerSettings(_Model):
+    prefetch: int = Field(default=32, ge=1, le=10_000)
+    relay_batch_size: int = Field(default=200, ge=1, le=10_000)
+    relay_poll_seconds: float = Field(default=1.0, gt=0)
+    publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    retry_initial_seconds: float = Field(default=0.2, gt=0)
+    retry_max_seconds: float = Field(default=10.0, gt=0)
+
+
+class BrokerSettings(_Model):
+    name_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
+    delivery_limit: int = Field(default=5, ge=1, le=1000)
+    reconnect_seconds: float = Field(default=1.0, gt=0)
+
+
+class Settings(_Model):
+    database_url: str = "postgresql://postgres:postgres@127.0.0.1:5432/paysync"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    database_pool_size: int = Field(default=10, ge=1, le=500)
+    broker: BrokerSettings = BrokerSettings()
+    ingest: IngestSettings = IngestSettings()
+    worker: WorkerSettings = WorkerSettings()
+    accounts: dict[str, dict[str, ProviderAccount]] = Field(default_factory=dict)
+
+    def account(self, provider: str, account: str) -> ProviderAccount | None:
+        return self.accounts.get(provider, {}).get(account)
+
+    def secrets(self) -> list[Secret]:
+        """Every resolved secret, so log output can be scrubbed of them."""
+        return [s for accts in self.accounts.values() for a in accts.values() for s in a.secrets]
+
+
+_SECTIONS = ("broker", "ingest", "worker")
+
+
+def load_settings(
+    account_models: Mapping[str, type[ProviderAccount]],
+    *,
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the file, overlay the environment, resolve secrets; raise every problem at once."""
+    env = dict(os.environ if env is None else env)
+    path = Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: config file not found (set {CONFIG_ENV})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+    problems: list[str] = []
+    sources = _overlay_env(data, env, problems)
+    accounts = _validate_accounts(data.pop("accounts", {}), account_models, env, problems)
+    try:
+        settings = Settings.model_validate(data, context={"env": env})
+    except ValidationError as exc:
+        problems.extend(_describe(exc, (), sources))
+        settings = None
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings.model_copy(update={"accounts": accounts})
+
+
+def _overlay_env(
+    data: dict[str, Any], env: Mapping[str, str], problems: list[str]
+) -> dict[str, str]:
+    """Apply ``PAYSYNC_*`` variables onto ``data``; return key path → variable name."""
+    sources: dict[str, str] = {}
+    top_level = set(Settings.model_fields) - set(_SECTIONS) - {"accounts"}
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if sep and section in _SECTIONS:
+            table = data.setdefault(section, {})
+            if not isinstance(table, dict):
+                problems.append(f"{section}: must be a table")
+                continue
+            table[key] = value
+            sources[f"{section}.{key}"] = name
+        elif not sep and section in top_level:
+            data[section] = value
+            sources[section] = name
+        else:
+            problems.append(f"{name}: unknown setting (environment variable)")
+    return sources
+
+
+def _validate_accounts(
+    raw: object,
+    account_models: Mapping[str, type[ProviderAccount]],
+    env: Mapping[str, str],
+    problems: list[str],
+) -> dict[str, dict[str, ProviderAccount]]:
+    if not isinstance(raw, dict):
+        problems.append("accounts: must be a table of [accounts.<provider>.<account>]")
+        return {}
+    result: dict[str, dict[str, ProviderAccount]] = {}
+    for provider, accounts in raw.items():
+        model = account_models.get(provider)
+        if model is None:
+            known = ", ".join(sorted(account_models))
+            problems.append(f"accounts.{provider}: unknown provider (known: {known})")
+            continue
+        if not isinstance(accounts, dict):
+            problems.append(f"accounts.{provider}: must be a table of accounts")
+            continue
+        for name, fields in accounts.items():
+            try:
+                validated = model.model_validate(fields, context={"env": env})
+            except ValidationError as exc:
+                problems.extend(_describe(exc, ("accounts", provider, name), {}))
+                continue
+            result.setdefault(provider, {})[name] = validated
+    return result
+
+
+def _describe(
+    exc: ValidationError, prefix: tuple[str, ...], sources: Mapping[str, str]
+) -> list[str]:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        key = ".".join(str(p) for p in (*prefix, *err["loc"]))
+        origin = f" (from {sources[key]})" if key in sources else ""
+        lines.append(f"{key}{origin}: {err['msg']}")
+    return lines

@@ -1,0 +1,75 @@
+-- The whole schema as the migrations leave it (tests check they agree). Read this, change migrations.
+
+CREATE TABLE payments (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    provider        text        NOT NULL,
+    account         text        NOT NULL,
+    merchant_ref    text        NOT NULL,
+    provider_ref    text,
+    -- NULL until an observation says something about the status.
+    status          text,
+    amount          numeric,
+    currency        text,
+    amount_paid     numeric     NOT NULL DEFAULT 0,
+    amount_refunded numeric     NOT NULL DEFAULT 0,
+    late            boolean     NOT NULL DEFAULT false,
+    anomaly         text,
+    expires_at      timestamptz,
+    seq             integer     NOT NULL DEFAULT 0,
+    metadata        jsonb       NOT NULL DEFAULT '{}',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    next_check_at   timestamptz,
+    check_attempts  integer     NOT NULL DEFAULT 0,
+    CONSTRAINT payments_natural_key UNIQUE (provider, account, merchant_ref),
+    CONSTRAINT payments_status_known CHECK (status IN (
+        'pending', 'failed', 'expired', 'underpaid', 'overdue', 'authorized', 'cancelled',
+        'paid', 'captured', 'overpaid', 'partially_refunded', 'refunded', 'charged_back'))
+);
+
+CREATE INDEX payments_next_check_at ON payments (next_check_at) WHERE next_check_at IS NOT NULL;
+
+CREATE TABLE inbox (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    dedup_key   text        NOT NULL,
+    payment_id  bigint      NOT NULL REFERENCES payments (id),
+    message_id  text        NOT NULL,
+    source      text        NOT NULL,
+    kind        text        NOT NULL,
+    received_at timestamptz NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    raw         bytea       NOT NULL,
+    observation jsonb       NOT NULL,
+    outcome     text        NOT NULL,
+    CONSTRAINT inbox_dedup_key UNIQUE (dedup_key),
+    CONSTRAINT inbox_outcome_known CHECK (outcome IN ('applied', 'stale', 'duplicate', 'anomaly'))
+);
+
+CREATE INDEX inbox_payment_id ON inbox (payment_id, id);
+
+CREATE TABLE transitions (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    payment_id  bigint      NOT NULL REFERENCES payments (id),
+    seq         integer     NOT NULL,
+    from_status text,
+    to_status   text        NOT NULL,
+    source      text        NOT NULL,
+    inbox_id    bigint      REFERENCES inbox (id),
+    at          timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT transitions_payment_seq UNIQUE (payment_id, seq)
+);
+
+CREATE TABLE outbox (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id     uuid        NOT NULL,
+    payment_id   bigint      NOT NULL REFERENCES payments (id),
+    seq          integer     NOT NULL,
+    routing_key  text        NOT NULL,
+    -- json, not jsonb: the relay publishes these exact bytes.
+    body         json        NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz,
+    CONSTRAINT outbox_event_id UNIQUE (event_id)
+);
+
+CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;

@@ -1,0 +1,1 @@
+"""Fake providers: callbacks signed exactly as each provider signs them, for tests and demos."""

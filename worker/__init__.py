@@ -1,0 +1,1 @@
+"""The worker: consumes envelopes, folds observations into payment state, relays the outbox."""

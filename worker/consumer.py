@@ -1,0 +1,188 @@
+"""Consumes ``paysync.inbound``: envelope → adapter → observations → store; ack after commit.
+
+Outcomes are decided here and only here:
+- applied (or a duplicate/stale observation): ack after the transaction committed;
+- ``Transient`` (database down, lock conflict): retry with backoff while running; on
+  shutdown, requeue;
+- ``Permanent`` (unknown provider, unparseable authenticated body): dead-letter with the
+  reason and the raw bytes, then ack;
+- an unexpected exception (our bug): requeue, and dead-letter on the last delivery the
+  queue's ``x-delivery-limit`` allows, so one poison message cannot circle forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from paysync.amqp import PUBLISH_ERRORS, Broker
+from paysync.errors import BrokerUnavailable, DatabaseUnavailable, Permanent, UnknownAccount
+from paysync.logging import get_logger
+from paysync.retry import Backoff
+from paysync.settings import WorkerSettings
+from providers.base import ProviderAdapter
+from schemas.envelope import Envelope
+from schemas.observation import Observation
+from worker.store import Outcome, Store
+
+log = get_logger(__name__)
+
+H_ERROR = "x-paysync-error"
+H_DEAD_AT = "x-paysync-dead-at"
+
+
+class _Stopping(Exception):
+    """Shutdown began while a message waited for the database."""
+
+
+class Consumer:
+    def __init__(
+        self,
+        broker: Broker,
+        store: Store,
+        registry: Mapping[str, ProviderAdapter],
+        settings: WorkerSettings,
+        stop: asyncio.Event,
+    ) -> None:
+        self._broker = broker
+        self._store = store
+        self._registry = registry
+        self._settings = settings
+        self._stop = stop
+        self._backoff = Backoff(
+            initial=settings.retry_initial_seconds, maximum=settings.retry_max_seconds
+        )
+        self._inflight: set[asyncio.Task[object]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def run(self) -> None:
+        """Consume until ``stop`` is set, then let in-flight messages finish."""
+        await self._broker.wait_connected()
+        channel = await self._broker.connection.channel()
+        await channel.set_qos(prefetch_count=self._settings.prefetch)
+        queue = await channel.get_queue(self._broker.topology.inbound_queue, ensure=False)
+        tag = await queue.consume(self._on_message)
+        log.info("consumer_started", queue=queue.name, prefetch=self._settings.prefetch)
+        await self._stop.wait()
+        with contextlib.suppress(*PUBLISH_ERRORS):
+            await queue.cancel(tag)
+        await self._idle.wait()
+        with contextlib.suppress(*PUBLISH_ERRORS):
+            await channel.close()
+        log.info("consumer_stopped")
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._idle.clear()
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            with structlog.contextvars.bound_contextvars(message_id=message.message_id):
+                await self._handle(message)
+        finally:
+            self._inflight.discard(task)
+            if not self._inflight:
+                self._idle.set()
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            envelope = Envelope.from_amqp(
+                message_id=message.message_id,
+                headers=message.headers,
+                body=message.body,
+                content_type=message.content_type,
+            )
+            structlog.contextvars.bind_contextvars(
+                provider=envelope.provider, account=envelope.account
+            )
+            adapter = self._registry.get(envelope.provider)
+            if adapter is None:
+                raise UnknownAccount(envelope.provider, envelope.account)
+            observations = adapter.parse_callback(envelope)
+            outcomes = await self._apply(envelope, observations)
+        except Permanent as exc:
+            await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
+        except _Stopping:
+            await _settle(message.nack(requeue=True))
+        except Exception as exc:  # our bug: retry, and give up on the last allowed delivery
+            log.exception("message_failed", error=type(exc).__name__)
+            if self._last_delivery(message):
+                await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
+            else:
+                await _settle(message.nack(requeue=True))
+        else:
+            await _settle(message.ack())
+            for outcome in outcomes:
+                _log_outcome(outcome)
+
+    async def _apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
+        attempt = 0
+        while True:
+            try:
+                return await self._store.apply(envelope, observations)
+            except DatabaseUnavailable as exc:
+                attempt += 1
+                if self._stop.is_set():
+                    raise _Stopping from exc
+                delay = self._backoff.delay(attempt)
+                log.warning("apply_retried", error=str(exc), attempt=attempt, delay=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+
+    def _last_delivery(self, message: AbstractIncomingMessage) -> bool:
+        count = message.headers.get("x-delivery-count") or 0
+        return isinstance(count, int) and count + 1 >= self._broker.topology.delivery_limit
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        headers = dict(message.headers)
+        headers[H_ERROR] = reason[:1000]
+        headers[H_DEAD_AT] = datetime.now(UTC).isoformat()
+        dead = aio_pika.Message(
+            message.body,
+            headers=headers,
+            message_id=message.message_id,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            await self._broker.publish(
+                self._broker.topology.dead_exchange,
+                dead,
+                "",
+                timeout=self._settings.publish_timeout_seconds,
+            )
+        except BrokerUnavailable:
+            # Never ack what was not safely parked: the broker redelivers it later.
+            log.warning("dead_letter_failed", reason=reason)
+            await _settle(message.nack(requeue=True))
+            return
+        log.error("message_dead_lettered", reason=reason)
+        await _settle(message.ack())
+
+
+async def _settle(action: object) -> None:
+    """Await an ack/nack; a lost channel means the broker will redeliver anyway."""
+    try:
+        await action  # type: ignore[misc]
+    except PUBLISH_ERRORS as exc:
+        log.warning("settle_failed", error=type(exc).__name__)
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    if outcome.transition is None:
+        log.info("observation_absorbed", dedup_key=outcome.dedup_key, outcome=outcome.outcome)
+        return
+    before, after = outcome.transition
+    log.info(
+        "transition_applied",
+        dedup_key=outcome.dedup_key,
+        from_status=before.value if before else None,
+        to_status=after.value,
+    )

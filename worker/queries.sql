@@ -1,0 +1,48 @@
+-- Queries of the worker: applying observations and relaying the outbox.
+
+-- name: lock_payment
+-- Create the payment on first sight; either way lock its row and return it.
+INSERT INTO payments (provider, account, merchant_ref)
+VALUES ($1, $2, $3)
+ON CONFLICT (provider, account, merchant_ref) DO UPDATE SET updated_at = payments.updated_at
+RETURNING id, status, provider_ref, amount, currency, amount_paid, amount_refunded, late,
+          anomaly, seq, metadata
+
+-- name: insert_inbox
+-- NULL when the dedup key is already there: the observation was seen before.
+INSERT INTO inbox (dedup_key, payment_id, message_id, source, kind, received_at, raw,
+                   observation, outcome)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (dedup_key) DO NOTHING
+RETURNING id
+
+-- name: update_payment
+UPDATE payments
+SET status = $2, provider_ref = $3, amount = $4, currency = $5, amount_paid = $6,
+    amount_refunded = $7, late = $8, anomaly = $9, seq = $10, updated_at = now()
+WHERE id = $1
+
+-- name: insert_transition
+INSERT INTO transitions (payment_id, seq, from_status, to_status, source, inbox_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+
+-- name: insert_outbox
+INSERT INTO outbox (event_id, payment_id, seq, routing_key, body)
+VALUES ($1, $2, $3, $4, $5)
+
+-- name: notify_outbox
+SELECT pg_notify('paysync_outbox', '')
+
+-- name: relay_try_lock
+-- One relay at a time, so events leave in commit order.
+SELECT pg_try_advisory_xact_lock($1)
+
+-- name: relay_batch
+SELECT id, event_id::text AS event_id, payment_id, routing_key, body::text AS body
+FROM outbox
+WHERE published_at IS NULL
+ORDER BY id
+LIMIT $1
+
+-- name: relay_mark_published
+UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])

@@ -1,0 +1,147 @@
+"""Outbox relay: publishes committed outbox rows to ``paysync.events`` and marks them.
+
+One relay works at a time (a transaction-scoped advisory lock), so rows leave in id
+order. Within a batch, rows are published concurrently in waves that hold at most one
+row per payment, so a payment's events are confirmed in ``seq`` order. A crash between
+publish and mark re-publishes: delivery is at-least-once, consumers dedup on event_id.
+The relay wakes on ``NOTIFY paysync_outbox`` and polls as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import aio_pika
+import asyncpg
+
+from paysync.amqp import Broker
+from paysync.db import load_queries, translated_errors
+from paysync.errors import Transient
+from paysync.logging import get_logger
+from paysync.retry import Backoff
+from paysync.settings import WorkerSettings
+from worker.store import QUERIES_PATH
+
+if TYPE_CHECKING:
+    from paysync.db import Conn
+
+log = get_logger(__name__)
+
+CHANNEL = "paysync_outbox"
+_LOCK_KEY = 0x6F7574626F78  # "outbox"
+
+
+class Relay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        broker: Broker,
+        settings: WorkerSettings,
+        stop: asyncio.Event,
+        queries: Mapping[str, str] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._broker = broker
+        self._settings = settings
+        self._stop = stop
+        self._q = queries or load_queries(QUERIES_PATH)
+        self._wake = asyncio.Event()
+        self._backoff = Backoff(
+            initial=settings.retry_initial_seconds, maximum=settings.retry_max_seconds
+        )
+
+    async def run(self) -> None:
+        """Relay until ``stop``; the batch in hand is finished before returning."""
+        await self._broker.wait_connected()
+        listener: Conn | None = None
+        failures = 0
+        log.info("relay_started")
+        while not self._stop.is_set():
+            listener = await self._ensure_listener(listener)
+            # Cleared before reading, so a NOTIFY that lands mid-batch wakes the next round.
+            self._wake.clear()
+            try:
+                published = await self.relay_once()
+                failures = 0
+            except Transient as exc:
+                failures += 1
+                log.warning("relay_retried", error=str(exc), attempt=failures)
+                await self._pause(self._backoff.delay(failures))
+                continue
+            if published < self._settings.relay_batch_size:
+                await self._pause(self._settings.relay_poll_seconds)
+        if listener is not None:
+            await self._release(listener)
+        log.info("relay_stopped")
+
+    async def relay_once(self) -> int:
+        """Publish one batch; return how many rows were published."""
+        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(self._q["relay_try_lock"], _LOCK_KEY):
+                return 0
+            rows = await conn.fetch(self._q["relay_batch"], self._settings.relay_batch_size)
+            if not rows:
+                return 0
+            for wave in _waves(rows):
+                await asyncio.gather(*(self._publish(row) for row in wave))
+            await conn.execute(self._q["relay_mark_published"], [r["id"] for r in rows])
+        return len(rows)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        message = aio_pika.Message(
+            row["body"].encode(),
+            message_id=row["event_id"],
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        routed = await self._broker.publish_event(
+            message, row["routing_key"], timeout=self._settings.publish_timeout_seconds
+        )
+        if not routed:
+            log.warning(
+                "event_unroutable", event_id=row["event_id"], routing_key=row["routing_key"]
+            )
+
+    async def _pause(self, seconds: float) -> None:
+        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stop.wait())]
+        _, pending = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    async def _ensure_listener(self, conn: Conn | None) -> Conn | None:
+        if conn is not None and not conn.is_closed():
+            return conn
+        if conn is not None:
+            await self._release(conn)
+        try:
+            async with translated_errors():
+                fresh = await self._pool.acquire()
+                await fresh.add_listener(CHANNEL, self._notified)
+        except Transient:
+            return None  # polling still works; the listener is retried next round
+        return fresh
+
+    async def _release(self, conn: Conn) -> None:
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(CHANNEL, self._notified)
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)  # type: ignore[arg-type]
+
+    def _notified(self, *_args: object) -> None:
+        self._wake.set()
+
+
+def _waves(rows: Sequence[asyncpg.Record]) -> list[list[asyncpg.Record]]:
+    """Split rows (in id order) into waves holding at most one row per payment."""
+    waves: list[list[asyncpg.Record]] = []
+    depth: dict[int, int] = {}
+    for row in rows:
+        level = depth.get(row["payment_id"], 0)
+        depth[row["payment_id"]] = level + 1
+        if level == len(waves):
+            waves.append([])
+        waves[level].append(row)
+    return waves
