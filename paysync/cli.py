@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"paysync: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, secrets=[s.reveal() for s in settings.secrets()])
+    configure_logging(settings.log_level, secrets=settings.secret_values())
     try:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:

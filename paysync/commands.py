@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import itertools
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import aio_pika
 import aiohttp
@@ -26,13 +27,24 @@ from simulator.sender import send_ccpayment
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
 
-async def migrate(settings: Settings) -> int:
+
+async def migrate(settings: Settings, *, wait_seconds: float = 30.0) -> int:
+    """Create the database if needed, apply migrations, declare the topology.
+
+    Waits up to ``wait_seconds`` for each service, so it can run while they start.
+    """
     try:
-        created = await ensure_database(settings.database_url)
-        conn = await asyncpg.connect(settings.database_url, timeout=10)
-    except (OSError, asyncpg.PostgresError) as exc:
-        print(f"paysync: cannot reach Postgres: {exc}", file=sys.stderr)
+        async with asyncio.timeout(wait_seconds):
+            created = await _retrying(lambda: ensure_database(settings.database_url))
+            conn = await _retrying(lambda: asyncpg.connect(settings.database_url, timeout=10))
+    except TimeoutError:
+        print(
+            f"paysync: Postgres not reachable within {wait_seconds:.0f} s "
+            "(check database_url / PAYSYNC_DATABASE_URL)",
+            file=sys.stderr,
+        )
         return 1
     try:
         applied = await apply_migrations(conn, discover())
@@ -40,15 +52,29 @@ async def migrate(settings: Settings) -> int:
         await conn.close()
     log.info("migrations_applied", created_database=created, versions=applied)
     try:
-        async with asyncio.timeout(30):
-            connection = await aio_pika.connect_robust(settings.amqp_url)
-    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
-        print(f"paysync: cannot reach RabbitMQ: {exc!r}", file=sys.stderr)
+        async with asyncio.timeout(wait_seconds):
+            connection = await _retrying(lambda: aio_pika.connect(settings.amqp_url))
+    except TimeoutError:
+        print(
+            f"paysync: RabbitMQ not reachable within {wait_seconds:.0f} s "
+            "(check amqp_url / PAYSYNC_AMQP_URL)",
+            file=sys.stderr,
+        )
         return 1
     async with connection:
         await declare(await connection.channel(), topology_of(settings))
     log.info("topology_declared", prefix=settings.broker.name_prefix)
     return 0
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Repeat a connection attempt every second until it succeeds (caller bounds time)."""
+    while True:
+        try:
+            return await attempt()
+        except (OSError, asyncpg.CannotConnectNowError, aio_pika.exceptions.AMQPError) as exc:
+            log.warning("service_unreachable", error=type(exc).__name__)
+            await asyncio.sleep(1)
 
 
 async def serve(

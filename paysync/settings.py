@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -114,7 +115,7 @@ class BrokerSettings(_Model):
 
 
 class Settings(_Model):
-    database_url: str = "postgresql://postgres:postgres@127.0.0.1:5432/paysync"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/paysync"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     database_pool_size: int = Field(default=10, ge=1, le=500)
@@ -129,6 +130,11 @@ class Settings(_Model):
     def secrets(self) -> list[Secret]:
         """Every resolved secret, so log output can be scrubbed of them."""
         return [s for accts in self.accounts.values() for a in accts.values() for s in a.secrets]
+
+    def secret_values(self) -> list[str]:
+        """Secret values and the passwords inside the database and broker URLs."""
+        passwords = [urlsplit(url).password for url in (self.database_url, self.amqp_url)]
+        return [s.reveal() for s in self.secrets()] + [p for p in passwords if p]
 
 
 _SECTIONS = ("broker", "ingest", "worker")

@@ -1,0 +1,45 @@
+# paysync — the targets CI and people run. `make run` and `make test` set everything up.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test check lint typecheck bench services venv events clean
+
+## run: start Postgres/RabbitMQ if needed, migrate, run all roles + the CCPayment simulator
+run: services venv
+	deploy/run-demo.sh
+
+## test: start Postgres/RabbitMQ if needed and run the whole test suite
+test: services venv
+	$(BIN)/pytest
+
+## check: lint, type-check and test (what a reviewer runs)
+check: lint typecheck test
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+## bench: benchmarks against baselines measured in the same run (never part of test)
+bench: services venv
+	$(BIN)/python -m bench
+
+## events: print the events paysync publishes (run beside `make run`)
+events: venv
+	set -a; [ -f .run/demo.env ] && . .run/demo.env; set +a; $(BIN)/paysync events watch
+
+services:
+	deploy/bootstrap.sh services
+
+venv: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	deploy/bootstrap.sh venv
+	touch $@
+
+clean:
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache .hypothesis

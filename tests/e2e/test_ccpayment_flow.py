@@ -1,0 +1,141 @@
+"""A signed CCPayment callback travels from HTTP to paysync.events through real processes,
+RabbitMQ and Postgres."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import jsonschema
+import orjson
+import pytest
+
+from simulator.ccpayment import lifecycle
+from tests.support.amqp import depth, take
+from tests.support.config import ACCOUNT, APP_ID, RunConfig
+from tests.support.process import running
+from tests.support.services import BrokerNames
+
+pytestmark = pytest.mark.e2e
+
+EVENT_SCHEMA = json.loads(
+    (Path(__file__).parents[2] / "schemas/json/payment-status-changed.schema.json").read_text()
+)
+
+
+def _callbacks(
+    config: RunConfig, merchant_ref: str, parts: list[str]
+) -> list[tuple[dict[str, str], bytes]]:
+    made = lifecycle(
+        app_id=APP_ID,
+        app_secret=config.secret,
+        merchant_ref=merchant_ref,
+        amount=Decimal("25.00"),
+        parts=[Decimal(p) for p in parts],
+        timestamp=int(time.time()),
+    )
+    return [(c.headers, c.body) for c in made]
+
+
+async def _post(config: RunConfig, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session:
+        url = f"{config.url}/webhooks/ccpayment/{ACCOUNT}"
+        async with session.post(url, data=body, headers=headers) as resp:
+            return resp.status, await resp.text()
+
+
+async def test_signed_callback_becomes_a_paid_event(
+    config: RunConfig, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    events = await names.bind_events_queue()
+    [(headers, body)] = _callbacks(config, "order-1001", ["25.00"])
+    async with running(config, "all"):
+        assert await _post(config, headers, body) == (200, "success")
+        [message] = await take(events, 1)
+
+    event = orjson.loads(message.body)
+    jsonschema.validate(event, EVENT_SCHEMA)
+    assert message.routing_key == "payment.paid"
+    assert message.message_id == event["event_id"]
+    assert message.content_type == "application/json"
+    assert event["type"] == "payment.status_changed"
+    assert event["source"] == "callback"
+    assert event["payment"] | {"provider_ref": None} == {
+        "provider": "ccpayment",
+        "account": ACCOUNT,
+        "merchant_ref": "order-1001",
+        "provider_ref": None,
+        "status": "paid",
+        "previous_status": None,
+        "amount": "25.00",
+        "amount_paid": "25.00",
+        "currency": "USDT",
+        "late": False,
+        "seq": 1,
+        "metadata": {},
+    }
+    payment = await db.fetchrow("SELECT * FROM payments WHERE merchant_ref = 'order-1001'")
+    assert payment["status"] == "paid"
+    assert payment["amount_paid"] == Decimal("25.00")
+    transitions = await db.fetch("SELECT * FROM transitions WHERE payment_id = $1", payment["id"])
+    assert [(t["seq"], t["from_status"], t["to_status"]) for t in transitions] == [
+        (1, None, "paid")
+    ]
+
+
+async def test_a_callback_sent_five_times_gives_one_transition_and_one_event(
+    config: RunConfig, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    events = await names.bind_events_queue()
+    [(headers, body)] = _callbacks(config, "order-5x", ["25.00"])
+    async with running(config, "all") as process:
+        for _ in range(5):
+            assert await _post(config, headers, body) == (200, "success")
+        await take(events, 1)
+        # A clean stop drains: every accepted message is applied and acked first.
+        assert await process.stop() == 0
+
+    assert await depth(names.topology.inbound_queue) == 0
+    assert await depth(events) == 0, "a duplicate callback produced a second event"
+    counts = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM inbox) AS inbox, (SELECT count(*) FROM transitions) AS t,"
+        " (SELECT count(*) FROM outbox) AS outbox,"
+        " (SELECT count(*) FROM outbox WHERE published_at IS NOT NULL) AS published"
+    )
+    assert dict(counts) == {"inbox": 1, "t": 1, "outbox": 1, "published": 1}
+
+
+async def test_two_partial_credits_give_underpaid_then_paid_in_seq_order(
+    config: RunConfig, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    events = await names.bind_events_queue()
+    first, second = _callbacks(config, "order-2p", ["10.00", "15.00"])
+    async with running(config, "all"):
+        assert await _post(config, *first) == (200, "success")
+        [underpaid] = await take(events, 1)
+        assert await _post(config, *second) == (200, "success")
+        [paid] = await take(events, 1)
+
+    payments = [orjson.loads(m.body)["payment"] for m in (underpaid, paid)]
+    assert [(p["seq"], p["previous_status"], p["status"], p["amount_paid"]) for p in payments] == [
+        (1, None, "underpaid", "10.00"),
+        (2, "underpaid", "paid", "25.00"),
+    ]
+    assert [m.routing_key for m in (underpaid, paid)] == ["payment.underpaid", "payment.paid"]
+    assert (
+        await db.fetchval("SELECT status FROM payments WHERE merchant_ref = 'order-2p'") == "paid"
+    )
+
+
+async def test_sigterm_stops_every_role_cleanly(config: RunConfig) -> None:
+    async with running(config, "all") as process:
+        assert await process.stop() == 0
+    lines = [orjson.loads(line) for line in process.log.splitlines() if line.startswith("{")]
+    stopped = [line["event"] for line in lines if line["event"].endswith("_stopped")]
+    assert sorted(stopped) == ["consumer_stopped", "relay_stopped", "service_stopped"]
+    assert stopped[-1] == "service_stopped"
+    assert not [line for line in lines if line["level"] in ("error", "critical")]

@@ -1,0 +1,93 @@
+"""Test configuration files: a CCPayment account whose secret comes from the environment."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from paysync.settings import Settings, load_settings
+from providers import account_models
+from tests.support.services import AMQP_URL
+
+APP_ID = "202401010000000000000000000000001"
+# The test vectors' invented secret (../shared/providers/ccpayment.md).
+VECTOR_SECRET = "0123456789abcdef0123456789abcdef"
+SECRET_ENV = "TEST_CCPAYMENT_SECRET"
+OLD_SECRET_ENV = "TEST_CCPAYMENT_OLD_SECRET"
+ACCOUNT = "shop"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunConfig:
+    path: Path
+    env: dict[str, str]
+    port: int
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(account_models(), path=self.path, env=self.env)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def secret(self) -> str:
+        return self.env[SECRET_ENV]
+
+
+def write_config(
+    directory: Path,
+    *,
+    database_url: str,
+    prefix: str,
+    amqp_url: str = AMQP_URL,
+    extra: str = "",
+    secret: str | None = None,
+) -> RunConfig:
+    port = free_port()
+    path = directory / "paysync.toml"
+    path.write_text(
+        f"""
+database_url = "{database_url}"
+amqp_url = "{amqp_url}"
+log_level = "info"
+
+[broker]
+name_prefix = "{prefix}"
+delivery_limit = 3
+reconnect_seconds = 0.5
+
+[ingest]
+host = "127.0.0.1"
+port = {port}
+max_body_bytes = 4096
+confirm_timeout_seconds = 2.0
+
+[worker]
+prefetch = 16
+retry_initial_seconds = 0.05
+retry_max_seconds = 0.5
+relay_poll_seconds = 0.5
+
+[accounts.ccpayment.{ACCOUNT}]
+app_id = "{APP_ID}"
+secrets = ["env:{OLD_SECRET_ENV}", "env:{SECRET_ENV}"]
+{extra}
+""",
+        encoding="utf-8",
+    )
+    env = {
+        SECRET_ENV: secret or secrets.token_hex(16),
+        OLD_SECRET_ENV: secrets.token_hex(16),
+    }
+    return RunConfig(path=path, env=env, port=port)

@@ -1,0 +1,80 @@
+"""paysync roles as real child processes, started from the installed console script."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+from tests.support.config import RunConfig
+from tests.support.waiting import eventually
+
+PAYSYNC = str(Path(sys.executable).with_name("paysync"))
+
+
+class Process:
+    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path) -> None:
+        self.proc = proc
+        self.log_path = log_path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    async def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit code."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise AssertionError(f"paysync did not stop within {timeout} s:\n{self.log}") from None
+
+
+async def start(config: RunConfig, *args: str, log_name: str = "paysync.log") -> Process:
+    log_path = config.path.parent / log_name
+    env = {**os.environ, **config.env, "PAYSYNC_CONFIG": str(config.path)}
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            PAYSYNC, *args, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT
+        )
+    return Process(proc, log_path)
+
+
+async def wait_ready(config: RunConfig, process: Process, timeout: float = 20.0) -> None:
+    async with aiohttp.ClientSession() as session:
+
+        async def ready() -> bool:
+            if process.proc.returncode is not None:
+                raise AssertionError(
+                    f"paysync exited with {process.proc.returncode}:\n{process.log}"
+                )
+            try:
+                async with session.get(f"{config.url}/readyz") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, timeout=timeout, what="paysync /readyz")
+
+
+@asynccontextmanager
+async def running(config: RunConfig, *args: str) -> AsyncIterator[Process]:
+    """Start paysync, wait until ready when it serves HTTP, stop it afterwards."""
+    process = await start(config, *args)
+    try:
+        if "ingest" in args or "all" in args:
+            await wait_ready(config, process)
+        yield process
+    finally:
+        if process.proc.returncode is None:
+            await process.stop()
