@@ -1,0 +1,251 @@
+"""ingest against real RabbitMQ: CCPayment verification, rejections, confirms, readiness."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from ingest.app import build_app
+from paysync.amqp import Broker
+from paysync.runner import topology_of
+from paysync.settings import Settings
+from providers import REGISTRY
+from schemas.envelope import Envelope
+from tests.support.amqp import depth, take
+from tests.support.config import ACCOUNT, APP_ID, VECTOR_SECRET, RunConfig, write_config
+from tests.support.services import BrokerNames
+from tests.support.tcpproxy import TcpProxy
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+# The v1 webhook test vector of ../shared/providers/ccpayment.md, exact bytes.
+VECTOR_BODY = (
+    b'{"pay_status":"success","order_type":"API Deposit","record_id":"20240101120000000000000'
+    b'0000000002","order_id":"202401011100000000000000000000003","product_price":"25","denom'
+    b'inated_currency":"USD","order_amount":"25","fiat_rate":"1","paid_amount":"25","token_r'
+    b'ate":"1","chain":"TRX","txid":"abc123","contract":"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t",'
+    b'"crypto":"USDT","extend":{"merchant_order_id":"order-1001"}}'
+)
+VECTOR_TS = "1700000000"
+VECTOR_SIGN = "f2acd42b5f9df14331fd0e92002a60468871b130142e6f4e8fdf5c16a09d31ea"
+VECTOR_NOW = datetime.fromtimestamp(1700000000, UTC)
+
+
+def vector_headers(**changes: str) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Appid": APP_ID,
+        "Timestamp": VECTOR_TS,
+        "Sign": VECTOR_SIGN,
+    }
+    return headers | changes
+
+
+@pytest.fixture
+def vector_config(tmp_path, db_url, names) -> RunConfig:
+    return write_config(tmp_path, database_url=db_url, prefix=names.prefix, secret=VECTOR_SECRET)
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, clock: Callable[[], datetime] = lambda: VECTOR_NOW
+) -> AsyncIterator[tuple[str, Broker]]:
+    """ingest in this event loop on a free port; yields its base URL and broker link."""
+    broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
+    broker.start()
+    runner = web.AppRunner(build_app(settings, broker, REGISTRY, clock=clock), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", broker
+    finally:
+        await runner.cleanup()
+        await broker.close()
+
+
+async def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float = 10.0):
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with (
+        aiohttp.ClientSession(timeout=client_timeout) as session,
+        session.post(url, data=body, headers=headers) as resp,
+    ):
+        return resp.status, await resp.read(), resp.headers.get("Content-Type", "")
+
+
+async def get_status(url: str) -> int:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return resp.status
+
+
+async def readyz_is(url: str, expected: int) -> bool:
+    return await get_status(f"{url}/readyz") == expected
+
+
+async def test_the_documented_vector_is_accepted_and_published_byte_for_byte(
+    vector_config: RunConfig, names: BrokerNames
+) -> None:
+    async with serving(vector_config.settings) as (url, broker):
+        await broker.wait_connected(10)
+        status, body, content_type = await post(
+            f"{url}/webhooks/ccpayment/{ACCOUNT}", VECTOR_BODY, vector_headers()
+        )
+        assert (status, body) == (200, b"success")
+        assert content_type.startswith("text/plain")
+    [message] = await take(names.topology.inbound_queue, 1)
+    assert message.body == VECTOR_BODY
+    assert message.delivery_mode == 2
+    envelope = Envelope.from_amqp(
+        message_id=message.message_id,
+        headers=message.headers,
+        body=message.body,
+        content_type=message.content_type,
+    )
+    assert (envelope.provider, envelope.account) == ("ccpayment", ACCOUNT)
+    assert envelope.verified_by == "env:TEST_CCPAYMENT_SECRET"
+    assert VECTOR_SECRET not in repr(message.headers)
+
+
+@pytest.mark.parametrize(
+    ("label", "body", "headers", "reason"),
+    [
+        ("body byte", VECTOR_BODY.replace(b'"25"', b'"26"', 1), vector_headers(), "bad_signature"),
+        ("timestamp", VECTOR_BODY, vector_headers(Timestamp="1700000001"), "bad_signature"),
+        ("sign", VECTOR_BODY, vector_headers(Sign="0" + VECTOR_SIGN[1:]), "bad_signature"),
+        (
+            "other Appid",
+            VECTOR_BODY,
+            vector_headers(Appid="202401010000000000000000000000009"),
+            "foreign_app_id",
+        ),
+        ("no Sign", VECTOR_BODY, {"Appid": APP_ID, "Timestamp": VECTOR_TS}, "missing_header"),
+        ("stale", VECTOR_BODY, vector_headers(Timestamp="1699990000"), "stale_timestamp"),
+    ],
+)
+async def test_a_changed_byte_gives_401_and_publishes_nothing(
+    vector_config: RunConfig,
+    names: BrokerNames,
+    label: str,
+    body: bytes,
+    headers: dict[str, str],
+    reason: str,
+) -> None:
+    async with serving(vector_config.settings) as (url, broker):
+        await broker.wait_connected(10)
+        status, answer, _ = await post(f"{url}/webhooks/ccpayment/{ACCOUNT}", body, headers)
+    assert (status, answer) == (401, f'{{"error": "{reason}"}}'.encode()), label
+    assert await depth(names.topology.inbound_queue) == 0
+
+
+async def test_unknown_account_and_provider_are_404_and_oversized_bodies_413(
+    vector_config: RunConfig, names: BrokerNames
+) -> None:
+    async with serving(vector_config.settings) as (url, broker):
+        await broker.wait_connected(10)
+        unknown_account = await post(
+            f"{url}/webhooks/ccpayment/nope", VECTOR_BODY, vector_headers()
+        )
+        unknown_provider = await post(
+            f"{url}/webhooks/nope/{ACCOUNT}", VECTOR_BODY, vector_headers()
+        )
+        too_big = await post(
+            f"{url}/webhooks/ccpayment/{ACCOUNT}", b"{" + b" " * 5000 + b"}", vector_headers()
+        )
+    assert unknown_account[:2] == (404, b'{"error": "unknown_account"}')
+    assert unknown_provider[:2] == (404, b'{"error": "unknown_provider"}')
+    assert too_big[:2] == (413, b'{"error": "body_too_large"}')
+    assert await depth(names.topology.inbound_queue) == 0
+
+
+async def test_with_rabbitmq_unreachable_ingest_answers_503_and_is_not_ready(
+    tmp_path, db_url: str, names: BrokerNames
+) -> None:
+    proxy = await TcpProxy("127.0.0.1", 5672).start()
+    proxy.cut()  # nothing answers on the proxy's port
+    config = write_config(
+        tmp_path,
+        database_url=db_url,
+        prefix=names.prefix,
+        secret=VECTOR_SECRET,
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+    )
+    try:
+        async with serving(config.settings) as (url, _broker):
+            assert await get_status(f"{url}/readyz") == 503
+            assert await get_status(f"{url}/healthz") == 200
+            status, body, _ = await post(
+                f"{url}/webhooks/ccpayment/{ACCOUNT}",
+                VECTOR_BODY,
+                vector_headers(),
+                timeout=config.settings.ingest.confirm_timeout_seconds + 1,
+            )
+            assert (status, body) == (503, b'{"error": "broker_unavailable"}')
+    finally:
+        await proxy.close()
+
+
+async def test_a_broker_that_stops_confirming_gives_503_within_the_timeout_then_not_ready(
+    tmp_path, db_url: str, names: BrokerNames
+) -> None:
+    proxy = await TcpProxy("127.0.0.1", 5672).start()
+    config = write_config(
+        tmp_path,
+        database_url=db_url,
+        prefix=names.prefix,
+        secret=VECTOR_SECRET,
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/?heartbeat=30",
+    )
+    timeout = config.settings.ingest.confirm_timeout_seconds
+    try:
+        async with serving(config.settings) as (url, broker):
+            await broker.wait_connected(10)
+            assert await get_status(f"{url}/readyz") == 200
+            proxy.stall()
+            # The client gives up one second after the configured timeout: a hang fails here.
+            status, body, _ = await post(
+                f"{url}/webhooks/ccpayment/{ACCOUNT}",
+                VECTOR_BODY,
+                vector_headers(),
+                timeout=timeout + 1,
+            )
+            assert (status, body) == (503, b'{"error": "broker_unavailable"}')
+            proxy.cut()
+
+            await eventually(lambda: readyz_is(url, 503), what="/readyz 503 after the broker left")
+    finally:
+        await proxy.close()
+
+
+async def test_ingest_recovers_when_the_broker_comes_back(
+    tmp_path, db_url: str, names: BrokerNames
+) -> None:
+    proxy = await TcpProxy("127.0.0.1", 5672).start()
+    config = write_config(
+        tmp_path,
+        database_url=db_url,
+        prefix=names.prefix,
+        secret=VECTOR_SECRET,
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+    )
+    try:
+        async with serving(config.settings) as (url, broker):
+            await broker.wait_connected(10)
+            proxy.cut()
+            await eventually(lambda: readyz_is(url, 503), what="not ready")
+            proxy.restore()
+            await eventually(lambda: readyz_is(url, 200), what="ready again")
+            status, body, _ = await post(
+                f"{url}/webhooks/ccpayment/{ACCOUNT}", VECTOR_BODY, vector_headers()
+            )
+            assert (status, body) == (200, b"success")
+    finally:
+        await proxy.close()
+    [message] = await take(names.topology.inbound_queue, 1)
+    assert message.body == VECTOR_BODY
