@@ -18,6 +18,7 @@ from aiohttp import web
 from paysync.amqp import INBOUND_ROUTING_KEY, Broker
 from paysync.errors import AuthenticationError, BrokerUnavailable
 from paysync.logging import get_logger
+from paysync.metrics import CONTENT_TYPE, UNKNOWN, Metrics
 from paysync.settings import Settings
 from providers.base import ProviderAdapter
 from schemas.envelope import Envelope, EnvelopeKind
@@ -40,6 +41,7 @@ SETTINGS = web.AppKey("settings", Settings)
 BROKER = web.AppKey("broker", Broker)
 REGISTRY = web.AppKey("registry", Mapping[str, ProviderAdapter])
 CLOCK = web.AppKey("clock", _ClockHolder)
+METRICS = web.AppKey("metrics", Metrics)
 
 
 def utc_now() -> datetime:
@@ -50,6 +52,7 @@ def build_app(
     settings: Settings,
     broker: Broker,
     registry: Mapping[str, ProviderAdapter],
+    metrics: Metrics,
     clock: Clock = utc_now,
 ) -> web.Application:
     app = web.Application(
@@ -59,9 +62,11 @@ def build_app(
     app[BROKER] = broker
     app[REGISTRY] = registry
     app[CLOCK] = _ClockHolder(clock)
+    app[METRICS] = metrics
     app.router.add_post("/webhooks/{provider}/{account}", receive_callback)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
     return app
 
 
@@ -80,23 +85,30 @@ def reject(status: int, reason: str) -> web.Response:
 
 async def receive_callback(request: web.Request) -> web.StreamResponse:
     provider, account_name = request.match_info["provider"], request.match_info["account"]
-    settings = request.app[SETTINGS]
+    settings, metrics = request.app[SETTINGS], request.app[METRICS]
     adapter = request.app[REGISTRY].get(provider)
     account = settings.account(provider, account_name)
     if adapter is None or account is None:
-        log.info("callback_rejected", reason="unknown_account")
-        return reject(404, "unknown_provider" if adapter is None else "unknown_account")
+        reason = "unknown_provider" if adapter is None else "unknown_account"
+        # Unconfigured names never become label values.
+        label = provider if adapter is not None else UNKNOWN
+        metrics.callbacks.labels(label, UNKNOWN, "rejected", reason).inc()
+        log.info("callback_rejected", reason=reason)
+        return reject(404, reason)
     structlog.contextvars.bind_contextvars(provider=provider, account=account_name)
+    counted = metrics.callbacks.labels
 
     received_at = request.app[CLOCK].now()
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
+        counted(provider, account_name, "rejected", "body_too_large").inc()
         log.info("callback_rejected", reason="body_too_large")
         return reject(413, "body_too_large")
     try:
         verified = adapter.verify_callback(account, request.headers, body, received_at)
     except AuthenticationError as exc:
+        counted(provider, account_name, "rejected", exc.reason).inc()
         log.info("callback_rejected", reason=exc.reason)
         return reject(401, exc.reason)
 
@@ -112,10 +124,14 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
         http_headers=verified.http_headers,
     )
     try:
-        await _publish(request.app[BROKER], envelope, settings.ingest.confirm_timeout_seconds)
+        with metrics.publish_confirm_seconds.time():
+            await _publish(request.app[BROKER], envelope, settings.ingest.confirm_timeout_seconds)
     except BrokerUnavailable as exc:
+        counted(provider, account_name, "unconfirmed", "broker_unavailable").inc()
         log.warning("callback_unconfirmed", error=str(exc), message_id=envelope.message_id)
         return reject(503, "broker_unavailable")
+    counted(provider, account_name, "accepted", "").inc()
+    metrics.verified_by.labels(provider, account_name, verified.secret_ref).inc()
     log.info("callback_accepted", message_id=envelope.message_id, verified_by=verified.secret_ref)
     ack = adapter.callback_ack
     return web.Response(status=ack.status, body=ack.body, content_type=ack.content_type)
@@ -143,3 +159,7 @@ async def readyz(request: web.Request) -> web.Response:
     if request.app[BROKER].ready:
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "not_ready", "broker": "unreachable"}, status=503)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})

@@ -19,6 +19,7 @@ from ingest.app import build_app
 from paysync.amqp import Broker, Topology
 from paysync.db import create_pool
 from paysync.logging import get_logger
+from paysync.metrics import Metrics
 from paysync.settings import Settings
 from providers.base import ProviderAdapter
 from worker.consumer import Consumer
@@ -54,21 +55,22 @@ async def run_roles(
         reconnect_seconds=settings.broker.reconnect_seconds,
     )
     broker.start()
+    metrics = Metrics()
     tasks: list[asyncio.Task[None]] = []
     async with AsyncExitStack() as stack:
         stack.push_async_callback(broker.close)
         if "worker" in roles:
             pool = await create_pool(settings.database_url, max_size=settings.database_pool_size)
             stack.push_async_callback(pool.close)
-            consumer = Consumer(broker, Store(pool), registry, settings.worker, stop)
-            relay = Relay(pool, broker, settings.worker, stop)
+            consumer = Consumer(broker, Store(pool), registry, settings.worker, metrics, stop)
+            relay = Relay(pool, broker, settings.worker, metrics, stop)
             tasks += [
                 asyncio.create_task(consumer.run(), name="consumer"),
                 asyncio.create_task(relay.run(), name="relay"),
             ]
         if "ingest" in roles:
             runner = web.AppRunner(
-                build_app(settings, broker, registry),
+                build_app(settings, broker, registry, metrics),
                 access_log=None,
                 handle_signals=False,
                 shutdown_timeout=settings.ingest.shutdown_timeout_seconds,

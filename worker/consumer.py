@@ -24,6 +24,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from paysync.amqp import PUBLISH_ERRORS, Broker
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable, Permanent, UnknownAccount
 from paysync.logging import get_logger
+from paysync.metrics import Metrics
 from paysync.retry import Backoff
 from paysync.settings import WorkerSettings
 from providers.base import ProviderAdapter
@@ -48,8 +49,10 @@ class Consumer:
         store: Store,
         registry: Mapping[str, ProviderAdapter],
         settings: WorkerSettings,
+        metrics: Metrics,
         stop: asyncio.Event,
     ) -> None:
+        self._metrics = metrics
         self._broker = broker
         self._store = store
         self._registry = registry
@@ -120,6 +123,7 @@ class Consumer:
         else:
             await _settle(message.ack())
             for outcome in outcomes:
+                self._count(envelope.provider, outcome)
                 _log_outcome(outcome)
 
     async def _apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
@@ -135,6 +139,14 @@ class Consumer:
                 log.warning("apply_retried", error=str(exc), attempt=attempt, delay=delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
+
+    def _count(self, provider: str, outcome: Outcome) -> None:
+        self._metrics.observations.labels(provider, outcome.outcome).inc()
+        if outcome.transition is not None:
+            before, after = outcome.transition
+            self._metrics.transitions.labels(
+                provider, before.value if before else "", after.value, outcome.source
+            ).inc()
 
     def _last_delivery(self, message: AbstractIncomingMessage) -> bool:
         count = message.headers.get("x-delivery-count") or 0
@@ -163,6 +175,7 @@ class Consumer:
             log.warning("dead_letter_failed", reason=reason)
             await _settle(message.nack(requeue=True))
             return
+        self._metrics.dead_letters.labels(reason.partition(":")[0]).inc()
         log.error("message_dead_lettered", reason=reason)
         await _settle(message.ack())
 

@@ -21,6 +21,7 @@ from paysync.amqp import Broker
 from paysync.db import load_queries, translated_errors
 from paysync.errors import Transient
 from paysync.logging import get_logger
+from paysync.metrics import Metrics
 from paysync.retry import Backoff
 from paysync.settings import WorkerSettings
 from worker.store import QUERIES_PATH
@@ -40,10 +41,12 @@ class Relay:
         pool: asyncpg.Pool,
         broker: Broker,
         settings: WorkerSettings,
+        metrics: Metrics,
         stop: asyncio.Event,
         queries: Mapping[str, str] | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics
         self._broker = broker
         self._settings = settings
         self._stop = stop
@@ -100,6 +103,7 @@ class Relay:
         routed = await self._broker.publish_event(
             message, row["routing_key"], timeout=self._settings.publish_timeout_seconds
         )
+        self._metrics.events_published.labels("true" if routed else "false").inc()
         if not routed:
             log.warning(
                 "event_unroutable", event_id=row["event_id"], routing_key=row["routing_key"]

@@ -35,6 +35,7 @@ QUERIES_PATH = Path(__file__).with_name("queries.sql")
 class Outcome:
     dedup_key: str
     outcome: str  # applied | stale | duplicate
+    source: str
     transition: tuple[Status | None, Status] | None = None
 
 
@@ -74,9 +75,9 @@ class Store:
             "applied" if changed else "stale",
         )
         if inbox_id is None:
-            return Outcome(obs.dedup_key, "duplicate")
+            return Outcome(obs.dedup_key, "duplicate", obs.source.value)
         if not changed:
-            return Outcome(obs.dedup_key, "stale")
+            return Outcome(obs.dedup_key, "stale", obs.source.value)
         seq = row["seq"]
         transition = None
         if after.status is not None and after.status != before.status:
@@ -96,7 +97,7 @@ class Store:
             after.anomaly,
             seq,
         )
-        return Outcome(obs.dedup_key, "applied", transition)
+        return Outcome(obs.dedup_key, "applied", obs.source.value, transition)
 
     async def _record_transition(
         self,

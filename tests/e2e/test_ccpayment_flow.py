@@ -17,8 +17,10 @@ import pytest
 from simulator.ccpayment import lifecycle
 from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, APP_ID, RunConfig
+from tests.support.metrics import sample
 from tests.support.process import running
 from tests.support.services import BrokerNames
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +48,12 @@ async def _post(config: RunConfig, headers: dict[str, str], body: bytes) -> tupl
         url = f"{config.url}/webhooks/ccpayment/{ACCOUNT}"
         async with session.post(url, data=body, headers=headers) as resp:
             return resp.status, await resp.text()
+
+
+async def _metrics(config: RunConfig) -> str:
+    async with aiohttp.ClientSession() as session, session.get(f"{config.url}/metrics") as resp:
+        assert resp.status == 200
+        return await resp.text()
 
 
 async def test_signed_callback_becomes_a_paid_event(
@@ -95,7 +103,16 @@ async def test_a_callback_sent_five_times_gives_one_transition_and_one_event(
     async with running(config, "all") as process:
         for _ in range(5):
             assert await _post(config, headers, body) == (200, "success")
+        forged = {**headers, "Sign": "0" * 64}
+        assert await _post(config, forged, body) == (401, '{"error": "bad_signature"}')
         await take(events, 1)
+
+        async def worker_counted() -> str | None:
+            text = await _metrics(config)
+            done = sample(text, "paysync_observations_total", outcome="duplicate") == 4
+            return text if done else None
+
+        metrics = await eventually(worker_counted, what="the four duplicates counted")
         # A clean stop drains: every accepted message is applied and acked first.
         assert await process.stop() == 0
 
@@ -107,6 +124,10 @@ async def test_a_callback_sent_five_times_gives_one_transition_and_one_event(
         " (SELECT count(*) FROM outbox WHERE published_at IS NOT NULL) AS published"
     )
     assert dict(counts) == {"inbox": 1, "t": 1, "outbox": 1, "published": 1}
+    ours = {"provider": "ccpayment", "account": ACCOUNT}
+    assert sample(metrics, "paysync_callbacks_total", **ours, outcome="accepted") == 5
+    assert sample(metrics, "paysync_callbacks_total", **ours, reason="bad_signature") == 1
+    assert sample(metrics, "paysync_transitions_total", to_status="paid", source="callback") == 1
 
 
 async def test_two_partial_credits_give_underpaid_then_paid_in_seq_order(

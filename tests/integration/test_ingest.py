@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ingest.app import build_app
 from paysync.amqp import Broker
+from paysync.metrics import Metrics
 from paysync.runner import topology_of
 from paysync.settings import Settings
 from providers import REGISTRY
@@ -59,7 +60,9 @@ async def serving(
     """ingest in this event loop on a free port; yields its base URL and broker link."""
     broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
     broker.start()
-    runner = web.AppRunner(build_app(settings, broker, REGISTRY, clock=clock), access_log=None)
+    runner = web.AppRunner(
+        build_app(settings, broker, REGISTRY, Metrics(), clock=clock), access_log=None
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -16,6 +16,7 @@ import pytest
 
 from paysync.amqp import INBOUND_ROUTING_KEY, Broker
 from paysync.db import create_pool
+from paysync.metrics import Metrics
 from paysync.runner import topology_of
 from paysync.settings import Settings
 from providers import REGISTRY
@@ -111,8 +112,8 @@ async def worker(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Broker
     broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
     broker.start()
     await broker.wait_connected(10)
-    consumer = Consumer(broker, Store(pool), REGISTRY, settings.worker, stop)
-    relay = Relay(pool, broker, settings.worker, stop)
+    consumer = Consumer(broker, Store(pool), REGISTRY, settings.worker, Metrics(), stop)
+    relay = Relay(pool, broker, settings.worker, Metrics(), stop)
     tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
     try:
         yield broker

@@ -1,0 +1,67 @@
+"""Prometheus metrics of one process, in a registry of its own (no import-time globals).
+
+Label values come from configuration or from fixed vocabularies (reason codes, statuses),
+never from raw request input, so a caller cannot blow up their cardinality.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+UNKNOWN = "_unknown"
+
+__all__ = ["CONTENT_TYPE", "UNKNOWN", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.callbacks = Counter(
+            "paysync_callbacks_total",
+            "Callbacks received, by provider, account, outcome (accepted|rejected|unconfirmed)"
+            " and reason code",
+            ["provider", "account", "outcome", "reason"],
+            registry=r,
+        )
+        self.verified_by = Counter(
+            "paysync_callbacks_verified_total",
+            "Accepted callbacks by the secret reference that verified them (rotation progress)",
+            ["provider", "account", "secret_ref"],
+            registry=r,
+        )
+        self.publish_confirm_seconds = Histogram(
+            "paysync_publish_confirm_seconds",
+            "Time from publish to the broker's confirm, for inbound envelopes",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.observations = Counter(
+            "paysync_observations_total",
+            "Observations handled by the worker, by provider and outcome (applied|stale|duplicate)",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "paysync_transitions_total",
+            "Payment status changes, by provider, from, to and source",
+            ["provider", "from_status", "to_status", "source"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "paysync_dead_letters_total",
+            "Messages parked on paysync.dead, by error class",
+            ["error"],
+            registry=r,
+        )
+        self.events_published = Counter(
+            "paysync_events_published_total",
+            "Events confirmed by the broker on paysync.events; routed=false means no queue"
+            " was bound",
+            ["routed"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
