@@ -109,10 +109,12 @@ async def test_a_callback_sent_five_times_gives_one_transition_and_one_event(
 
         async def worker_counted() -> str | None:
             text = await _metrics(config)
-            done = sample(text, "paysync_observations_total", outcome="duplicate") == 4
-            return text if done else None
+            seen = sample(text, "paysync_observations_total", outcome="duplicate") + sample(
+                text, "paysync_observations_total", outcome="applied"
+            )
+            return text if seen == 5 else None
 
-        metrics = await eventually(worker_counted, what="the four duplicates counted")
+        metrics = await eventually(worker_counted, what="all five observations counted")
         # A clean stop drains: every accepted message is applied and acked first.
         assert await process.stop() == 0
 
@@ -127,6 +129,7 @@ async def test_a_callback_sent_five_times_gives_one_transition_and_one_event(
     ours = {"provider": "ccpayment", "account": ACCOUNT}
     assert sample(metrics, "paysync_callbacks_total", **ours, outcome="accepted") == 5
     assert sample(metrics, "paysync_callbacks_total", **ours, reason="bad_signature") == 1
+    assert sample(metrics, "paysync_observations_total", outcome="duplicate") == 4
     assert sample(metrics, "paysync_transitions_total", to_status="paid", source="callback") == 1
 
 
