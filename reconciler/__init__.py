@@ -1,0 +1,1 @@
+"""reconciler: polls provider status APIs to repair missed and out-of-order callbacks (issue 5)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
 
 import aio_pika
@@ -180,10 +180,10 @@ class Consumer:
         await _settle(message.ack())
 
 
-async def _settle(action: object) -> None:
+async def _settle(action: Awaitable[None]) -> None:
     """Await an ack/nack; a lost channel means the broker will redeliver anyway."""
     try:
-        await action  # type: ignore[misc]
+        await action
     except PUBLISH_ERRORS as exc:
         log.warning("settle_failed", error=type(exc).__name__)
 

@@ -163,3 +163,23 @@ async def test_sigterm_stops_every_role_cleanly(config: RunConfig) -> None:
     assert sorted(stopped) == ["consumer_stopped", "relay_stopped", "service_stopped"]
     assert stopped[-1] == "service_stopped"
     assert not [line for line in lines if line["level"] in ("error", "critical")]
+
+
+async def test_ingest_and_worker_run_as_separate_processes(
+    config: RunConfig, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    events = await names.bind_events_queue()
+    [(headers, body)] = _callbacks(config, "order-split", ["25.00"])
+    async with running(config, "ingest") as ingest:
+        # The worker is not running yet: the callback waits safely on paysync.inbound.
+        assert await _post(config, headers, body) == (200, "success")
+        assert await depth(names.topology.inbound_queue) == 1
+        async with running(config, "worker") as worker:
+            [message] = await take(events, 1)
+            assert await worker.stop() == 0
+        assert await ingest.stop() == 0
+    assert orjson.loads(message.body)["payment"]["status"] == "paid"
+    assert (
+        await db.fetchval("SELECT status FROM payments WHERE merchant_ref = 'order-split'")
+        == "paid"
+    )
