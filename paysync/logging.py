@@ -37,11 +37,24 @@ class SecretScrubber:
         if not self._secrets:
             return event
         for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = self.scrub(value)
-            elif isinstance(value, bytes):
-                event[key] = self.scrub(value.decode("utf-8", "replace"))
+            event[key] = self._clean(value)
         return event
+
+    def _clean(self, value: Any) -> Any:
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, bytes):
+            return self.scrub(value.decode("utf-8", "replace"))
+        if isinstance(value, dict):
+            return {self._clean(k): self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._clean(v) for v in value]
+        # Anything else is rendered through repr(): scrub that text if it holds a secret.
+        text = repr(value)
+        cleaned = self.scrub(text)
+        return value if cleaned == text else cleaned
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:

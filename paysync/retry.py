@@ -17,7 +17,12 @@ class Backoff:
 
     def ceiling(self, attempt: int) -> float:
         """Upper bound of the wait before retry ``attempt`` (1-based)."""
-        return min(self.maximum, self.initial * self.multiplier ** max(0, attempt - 1))
+        ceiling = self.initial
+        for _ in range(max(0, attempt - 1)):
+            if ceiling >= self.maximum:
+                break  # capped: no need to grow (or overflow) any further
+            ceiling *= self.multiplier
+        return min(self.maximum, ceiling)
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """A wait drawn uniformly from [ceiling/2, ceiling]: spread out, never zero."""

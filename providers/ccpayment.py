@@ -64,7 +64,7 @@ class CCPaymentAdapter:
         )
         if not hmac.compare_digest(app_id.encode(), account.app_id.encode()):
             raise AuthenticationError("foreign_app_id")
-        if len(timestamp) != 10 or not timestamp.isdigit():
+        if len(timestamp) != 10 or not (timestamp.isascii() and timestamp.isdigit()):
             raise AuthenticationError("bad_timestamp", "Timestamp must be 10-digit Unix seconds")
         if abs(now.timestamp() - int(timestamp)) > account.timestamp_tolerance_seconds:
             raise AuthenticationError("stale_timestamp")

@@ -54,14 +54,19 @@ class StatusChanged:
                 "provider_ref": self.provider_ref,
                 "status": self.status.value,
                 "previous_status": self.previous_status.value if self.previous_status else None,
-                "amount": None if self.amount is None else str(self.amount),
-                "amount_paid": str(self.amount_paid),
+                "amount": None if self.amount is None else format_money(self.amount),
+                "amount_paid": format_money(self.amount_paid),
                 "currency": self.currency,
                 "late": self.late,
                 "seq": self.seq,
                 "metadata": dict(self.metadata),
             },
         }
+
+
+def format_money(value: Decimal) -> str:
+    """A plain decimal string, never exponent notation (``1E-7`` → ``0.0000001``)."""
+    return format(value, "f")
 
 
 def format_time(moment: datetime) -> str:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import TypeVar
 
 from schemas.observation import Kind, Observation
 from schemas.status import Status, higher
 
 ZERO = Decimal(0)
+_T = TypeVar("_T", Decimal, str)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,25 +59,38 @@ def money_status(state: PaymentState) -> Status | None:
 
 
 def _terms(state: PaymentState, obs: Observation) -> PaymentState:
-    """Amount due, currency and provider reference: first known value wins, and two
-    different values are an anomaly resolved deterministically (the larger), so the
-    result does not depend on arrival order."""
-    anomaly = state.anomaly
-    amount = state.amount
-    if obs.amount_due is not None:
-        if amount is not None and amount != obs.amount_due:
-            anomaly = anomaly or "amount_due_conflict"
-        amount = obs.amount_due if amount is None else max(amount, obs.amount_due)
-    currency = state.currency
-    if obs.currency is not None:
-        if currency is not None and currency != obs.currency:
-            anomaly = anomaly or "currency_conflict"
-        currency = obs.currency if currency is None else max(currency, obs.currency)
-    provider_ref = state.provider_ref
-    if obs.provider_ref is not None:
-        provider_ref = (
-            obs.provider_ref if provider_ref is None else max(provider_ref, obs.provider_ref)
-        )
+    """Amount due, currency and provider reference, chosen so that arrival order cannot
+    matter: the smallest value seen wins. For the amount due that is also the choice that
+    keeps the status monotone (the money status only rises as credits add up and the due
+    amount only falls), so conflicting reports never lower a status; they are recorded
+    as anomalies for an operator."""
+    anomalies: set[str] = set()
+    amount = _least(state.amount, obs.amount_due)
+    if None not in (state.amount, obs.amount_due) and state.amount != obs.amount_due:
+        anomalies.add("amount_due_conflict")
+    currency = _least(state.currency, obs.currency)
+    if None not in (state.currency, obs.currency) and state.currency != obs.currency:
+        anomalies.add("currency_conflict")
     return replace(
-        state, amount=amount, currency=currency, provider_ref=provider_ref, anomaly=anomaly
+        state,
+        amount=amount,
+        currency=currency,
+        provider_ref=_least(state.provider_ref, obs.provider_ref),
+        anomaly=_with_anomalies(state.anomaly, anomalies),
     )
+
+
+def _least(a: _T | None, b: _T | None) -> _T | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _with_anomalies(current: str | None, new: set[str]) -> str | None:
+    """Anomaly codes as a sorted, comma-separated set: the same whatever came first."""
+    if not new:
+        return current
+    codes = set(current.split(",")) if current else set()
+    return ",".join(sorted(codes | new))
