@@ -1,0 +1,282 @@
+"""CCPayment v1 signature: the published test vectors and CCPaymentAdapter.verify_callback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from paysync.errors import AuthenticationError
+from providers.ccpayment import (
+    HEADER_APP_ID,
+    HEADER_SIGN,
+    HEADER_TIMESTAMP,
+    CCPaymentAccount,
+    CCPaymentAdapter,
+    sign,
+)
+
+# Test vectors from ../shared/providers/ccpayment.md ("Test vectors"); bodies are exact bytes.
+APP_ID = "202401010000000000000000000000001"
+APP_SECRET = "0123456789abcdef0123456789abcdef"
+TIMESTAMP = "1700000000"
+WEBHOOK_BODY = (
+    b'{"pay_status":"success","order_type":"API Deposit",'
+    b'"record_id":"202401011200000000000000000000002",'
+    b'"order_id":"202401011100000000000000000000003","product_price":"25",'
+    b'"denominated_currency":"USD","order_amount":"25","fiat_rate":"1","paid_amount":"25",'
+    b'"token_rate":"1","chain":"TRX","txid":"abc123",'
+    b'"contract":"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t","crypto":"USDT",'
+    b'"extend":{"merchant_order_id":"order-1001"}}'
+)
+WEBHOOK_SIGN = "f2acd42b5f9df14331fd0e92002a60468871b130142e6f4e8fdf5c16a09d31ea"
+WEBHOOK_SIGN_TS_PLUS_1 = "3d9dac3d01bf4f185a7caf953ed631ac40b9ff3536137cfc381dbfa6c2833c09"
+EMPTY_BODY_SIGN = "b1426fee636f92e2f8cbfa9321f206740fe33eda8e829706dd2e1727874b4e94"
+ORDER_INFO_BODY = b'{"merchant_order_ids":["order-1001"]}'
+ORDER_INFO_SIGN = "6c9ec01ab0da616933921477548438066620146f9537f8796523462e1d5e1931"
+
+NOW = datetime.fromtimestamp(1700000000, tz=UTC)
+ADAPTER = CCPaymentAdapter()
+
+
+def account(
+    secrets: dict[str, str] | None = None, *, tolerance: int | None = None
+) -> CCPaymentAccount:
+    """An account built the way settings builds it: secret references resolved from env."""
+    secrets = {"CCP_SECRET": APP_SECRET} if secrets is None else secrets
+    fields: dict[str, object] = {
+        "app_id": APP_ID,
+        "secrets": [f"env:{name}" for name in secrets],
+    }
+    if tolerance is not None:
+        fields["timestamp_tolerance_seconds"] = tolerance
+    return CCPaymentAccount.model_validate(fields, context={"env": dict(secrets)})
+
+
+def headers(
+    *, app_id: str = APP_ID, timestamp: str = TIMESTAMP, sign_value: str = WEBHOOK_SIGN
+) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json; charset=utf-8",
+        HEADER_APP_ID: app_id,
+        HEADER_TIMESTAMP: timestamp,
+        HEADER_SIGN: sign_value,
+    }
+
+
+def reason_of(
+    hdrs: dict[str, str],
+    body: bytes = WEBHOOK_BODY,
+    now: datetime = NOW,
+    acct: CCPaymentAccount | None = None,
+) -> AuthenticationError:
+    with pytest.raises(AuthenticationError) as info:
+        ADAPTER.verify_callback(acct or account(), hdrs, body, now)
+    return info.value
+
+
+# --- the vectors themselves ---------------------------------------------------------------
+
+
+def test_webhook_vector() -> None:
+    assert sign(APP_ID, APP_SECRET, TIMESTAMP, WEBHOOK_BODY) == WEBHOOK_SIGN
+
+
+def test_webhook_vector_with_next_timestamp() -> None:
+    assert sign(APP_ID, APP_SECRET, "1700000001", WEBHOOK_BODY) == WEBHOOK_SIGN_TS_PLUS_1
+    assert WEBHOOK_SIGN_TS_PLUS_1 != WEBHOOK_SIGN
+
+
+def test_sign_for_next_timestamp_does_not_verify_for_original_timestamp() -> None:
+    error = reason_of(headers(timestamp=TIMESTAMP, sign_value=WEBHOOK_SIGN_TS_PLUS_1))
+    assert error.reason == "bad_signature"
+
+
+def test_empty_body_vector() -> None:
+    assert sign(APP_ID, APP_SECRET, TIMESTAMP, b"") == EMPTY_BODY_SIGN
+
+
+def test_order_info_request_vector() -> None:
+    assert sign(APP_ID, APP_SECRET, TIMESTAMP, ORDER_INFO_BODY) == ORDER_INFO_SIGN
+
+
+def test_sign_is_64_lowercase_hex() -> None:
+    value = sign(APP_ID, APP_SECRET, TIMESTAMP, WEBHOOK_BODY)
+    assert len(value) == 64
+    assert value == value.lower()
+    int(value, 16)
+
+
+# --- verify_callback ----------------------------------------------------------------------
+
+
+def test_vector_verifies() -> None:
+    verified = ADAPTER.verify_callback(account(), headers(), WEBHOOK_BODY, NOW)
+    assert verified.secret_ref == "env:CCP_SECRET"
+    assert verified.http_headers == {HEADER_TIMESTAMP: TIMESTAMP}
+
+
+def test_empty_body_vector_verifies() -> None:
+    verified = ADAPTER.verify_callback(account(), headers(sign_value=EMPTY_BODY_SIGN), b"", NOW)
+    assert verified.secret_ref == "env:CCP_SECRET"
+
+
+def test_next_timestamp_vector_verifies_within_tolerance() -> None:
+    verified = ADAPTER.verify_callback(
+        account(),
+        headers(timestamp="1700000001", sign_value=WEBHOOK_SIGN_TS_PLUS_1),
+        WEBHOOK_BODY,
+        NOW,
+    )
+    assert verified.http_headers == {HEADER_TIMESTAMP: "1700000001"}
+
+
+def test_uppercase_sign_is_accepted() -> None:
+    verified = ADAPTER.verify_callback(
+        account(), headers(sign_value=WEBHOOK_SIGN.upper()), WEBHOOK_BODY, NOW
+    )
+    assert verified.secret_ref == "env:CCP_SECRET"
+
+
+@pytest.mark.parametrize("index", [0, len(WEBHOOK_BODY) // 2, len(WEBHOOK_BODY) - 1])
+def test_one_changed_body_byte_is_bad_signature(index: int) -> None:
+    body = bytearray(WEBHOOK_BODY)
+    body[index] ^= 0x01
+    assert reason_of(headers(), bytes(body)).reason == "bad_signature"
+
+
+def test_appended_body_byte_is_bad_signature() -> None:
+    assert reason_of(headers(), WEBHOOK_BODY + b"\n").reason == "bad_signature"
+
+
+def test_changed_timestamp_within_tolerance_is_bad_signature() -> None:
+    assert reason_of(headers(timestamp="1700000001")).reason == "bad_signature"
+
+
+@pytest.mark.parametrize("index", [0, 31, 63])
+def test_one_changed_sign_char_is_bad_signature(index: int) -> None:
+    chars = list(WEBHOOK_SIGN)
+    chars[index] = "0" if chars[index] != "0" else "1"
+    assert reason_of(headers(sign_value="".join(chars))).reason == "bad_signature"
+
+
+def test_wrong_secret_is_bad_signature() -> None:
+    acct = account({"OTHER": "fedcba9876543210fedcba9876543210"})
+    assert reason_of(headers(), acct=acct).reason == "bad_signature"
+
+
+def test_wrong_app_id_is_foreign_app_id() -> None:
+    wrong = "202401010000000000000000000000009"
+    # Signed correctly for the other app id: the app id check itself must reject it.
+    signed = sign(wrong, APP_SECRET, TIMESTAMP, WEBHOOK_BODY)
+    assert reason_of(headers(app_id=wrong, sign_value=signed)).reason == "foreign_app_id"
+
+
+@pytest.mark.parametrize("missing", [HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN])
+def test_each_missing_header(missing: str) -> None:
+    hdrs = headers()
+    del hdrs[missing]
+    assert reason_of(hdrs).reason == "missing_header"
+
+
+@pytest.mark.parametrize("empty", [HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN])
+def test_each_empty_header_is_missing(empty: str) -> None:
+    hdrs = headers()
+    hdrs[empty] = ""
+    assert reason_of(hdrs).reason == "missing_header"
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "170000000",  # 9 digits
+        "17000000000",  # 11 digits
+        "1700000000000",  # milliseconds
+        "170000000x",
+        "-170000000",
+        "+170000000",
+        " 170000000",
+        "1.70000000",
+        "170000000\u00b2",  # SUPERSCRIPT TWO: str.isdigit() is true, int() raises
+        "\u0661\u0667" + "\u0660" * 8,  # Arabic-Indic 1700000000: not ASCII Unix seconds
+    ],
+    ids=[
+        "9-digits",
+        "11-digits",
+        "milliseconds",
+        "letter",
+        "minus",
+        "plus",
+        "space",
+        "dot",
+        "superscript-two",
+        "arabic-indic-digits",
+    ],
+)
+def test_non_ten_digit_timestamp_is_bad_timestamp(timestamp: str) -> None:
+    assert reason_of(headers(timestamp=timestamp)).reason == "bad_timestamp"
+
+
+def test_timestamp_at_tolerance_edges_is_accepted() -> None:
+    acct = account(tolerance=600)
+    for ts in (1700000000 - 600, 1700000000 + 600):
+        signed = sign(APP_ID, APP_SECRET, str(ts), WEBHOOK_BODY)
+        ADAPTER.verify_callback(
+            acct, headers(timestamp=str(ts), sign_value=signed), WEBHOOK_BODY, NOW
+        )
+
+
+@pytest.mark.parametrize("offset", [-601, 601, -86_400, 86_400])
+def test_timestamp_outside_tolerance_is_stale(offset: int) -> None:
+    ts = str(1700000000 + offset)
+    # Correctly signed, so only the freshness check can reject it.
+    signed = sign(APP_ID, APP_SECRET, ts, WEBHOOK_BODY)
+    error = reason_of(headers(timestamp=ts, sign_value=signed), acct=account(tolerance=600))
+    assert error.reason == "stale_timestamp"
+
+
+def test_vector_is_stale_when_now_moves_past_tolerance() -> None:
+    later = datetime.fromtimestamp(1700000000 + 601, tz=UTC)
+    assert reason_of(headers(), now=later, acct=account(tolerance=600)).reason == (
+        "stale_timestamp"
+    )
+
+
+def test_rotation_second_secret_verifies_and_names_its_ref() -> None:
+    acct = account({"CCP_OLD": "ffffffffffffffffffffffffffffffff", "CCP_NEW": APP_SECRET})
+    verified = ADAPTER.verify_callback(acct, headers(), WEBHOOK_BODY, NOW)
+    assert verified.secret_ref == "env:CCP_NEW"
+
+
+def test_rotation_first_secret_verifies_and_names_its_ref() -> None:
+    acct = account({"CCP_CUR": APP_SECRET, "CCP_NEXT": "ffffffffffffffffffffffffffffffff"})
+    verified = ADAPTER.verify_callback(acct, headers(), WEBHOOK_BODY, NOW)
+    assert verified.secret_ref == "env:CCP_CUR"
+
+
+def test_rotation_with_no_matching_secret_is_bad_signature() -> None:
+    acct = account({"A": "a" * 32, "B": "b" * 32})
+    assert reason_of(headers(), acct=acct).reason == "bad_signature"
+
+
+@pytest.mark.parametrize(
+    "hdrs",
+    [
+        headers(sign_value=WEBHOOK_SIGN_TS_PLUS_1),
+        headers(app_id="someone-else"),
+        headers(timestamp="12"),
+        headers(timestamp="1600000000"),
+        {HEADER_APP_ID: APP_ID, HEADER_TIMESTAMP: TIMESTAMP},
+    ],
+)
+def test_secret_never_in_authentication_error_text(hdrs: dict[str, str]) -> None:
+    error = reason_of(hdrs)
+    for text in (str(error), repr(error), error.detail, error.reason, repr(error.args)):
+        assert APP_SECRET not in text
+
+
+def test_account_repr_does_not_show_secret() -> None:
+    acct = account()
+    assert APP_SECRET not in repr(acct)
+    assert APP_SECRET not in str(acct)
+    assert "env:CCP_SECRET" in repr(acct)
