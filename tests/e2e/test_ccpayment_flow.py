@@ -17,6 +17,7 @@ import pytest
 from simulator.ccpayment import lifecycle
 from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, APP_ID, RunConfig
+from tests.support.db import one
 from tests.support.metrics import sample
 from tests.support.process import running
 from tests.support.services import BrokerNames
@@ -86,7 +87,7 @@ async def test_signed_callback_becomes_a_paid_event(
         "seq": 1,
         "metadata": {},
     }
-    payment = await db.fetchrow("SELECT * FROM payments WHERE merchant_ref = 'order-1001'")
+    payment = await one(db, "SELECT * FROM payments WHERE merchant_ref = 'order-1001'")
     assert payment["status"] == "paid"
     assert payment["amount_paid"] == Decimal("25.00")
     transitions = await db.fetch("SELECT * FROM transitions WHERE payment_id = $1", payment["id"])
@@ -120,10 +121,11 @@ async def test_a_callback_sent_five_times_gives_one_transition_and_one_event(
 
     assert await depth(names.topology.inbound_queue) == 0
     assert await depth(events) == 0, "a duplicate callback produced a second event"
-    counts = await db.fetchrow(
+    counts = await one(
+        db,
         "SELECT (SELECT count(*) FROM inbox) AS inbox, (SELECT count(*) FROM transitions) AS t,"
         " (SELECT count(*) FROM outbox) AS outbox,"
-        " (SELECT count(*) FROM outbox WHERE published_at IS NOT NULL) AS published"
+        " (SELECT count(*) FROM outbox WHERE published_at IS NOT NULL) AS published",
     )
     assert dict(counts) == {"inbox": 1, "t": 1, "outbox": 1, "published": 1}
     ours = {"provider": "ccpayment", "account": ACCOUNT}

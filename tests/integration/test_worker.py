@@ -24,6 +24,7 @@ from schemas.envelope import Envelope, EnvelopeKind
 from simulator.ccpayment import webhook_body
 from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, RunConfig
+from tests.support.db import one
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 from worker.consumer import H_ERROR, Consumer
@@ -78,10 +79,10 @@ async def test_store_applies_a_credit_once_and_absorbs_its_duplicates(
     # The provider resends: a new message, the same record.
     assert await apply(store, credit("r1", "rec-1", "25")) == ["duplicate"]
     assert await apply(store, first) == ["duplicate"]
-    row = await db.fetchrow("SELECT status, amount_paid, seq FROM payments")
+    row = await one(db, "SELECT status, amount_paid, seq FROM payments")
     assert dict(row) == {"status": "paid", "amount_paid": Decimal("25"), "seq": 1}
     assert await db.fetchval("SELECT count(*) FROM outbox") == 1
-    inbox = await db.fetchrow("SELECT raw, outcome, message_id FROM inbox")
+    inbox = await one(db, "SELECT raw, outcome, message_id FROM inbox")
     assert inbox["raw"] == first.body
     assert (inbox["outcome"], inbox["message_id"]) == ("applied", first.message_id)
 
@@ -143,7 +144,7 @@ async def test_an_unparseable_authenticated_body_is_dead_lettered_with_reason_an
         [dead] = await take(names.topology.dead_queue, 1)
     assert dead.body == poison.body
     assert dead.message_id == poison.message_id
-    assert "extend.merchant_order_id" in dead.headers[H_ERROR]
+    assert "extend.merchant_order_id" in str(dead.headers[H_ERROR])
     assert dead.headers["x-paysync-provider"] == "ccpayment"
     assert await depth(names.topology.inbound_queue) == 0
     assert await db.fetchval("SELECT count(*) FROM inbox") == 0
@@ -155,7 +156,7 @@ async def test_an_envelope_of_an_unknown_provider_is_dead_lettered(
     async with worker(config.settings, pool) as broker:
         await publish(broker, envelope(b"{}", provider="nope"))
         [dead] = await take(names.topology.dead_queue, 1)
-    assert dead.headers[H_ERROR].startswith("UnknownAccount")
+    assert str(dead.headers[H_ERROR]).startswith("UnknownAccount")
 
 
 async def test_the_relay_publishes_each_payment_in_seq_order_and_marks_rows(
@@ -170,7 +171,10 @@ async def test_the_relay_publishes_each_payment_in_seq_order_and_marks_rows(
         messages = await take(events, 6)
 
         async def all_marked() -> bool:
-            return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+            pending: int = await db.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
+            return pending == 0
 
         await eventually(all_marked, what="outbox rows marked published")
     by_payment: dict[str, list[int]] = {}
