@@ -21,6 +21,7 @@ from paysync.db import create_pool
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.settings import Settings
+from providers import MAPPINGS
 from providers.base import ProviderAdapter
 from worker.consumer import Consumer
 from worker.relay import Relay
@@ -62,7 +63,9 @@ async def run_roles(
         if "worker" in roles:
             pool = await create_pool(settings.database_url, max_size=settings.database_pool_size)
             stack.push_async_callback(pool.close)
-            consumer = Consumer(broker, Store(pool), registry, settings.worker, metrics, stop)
+            consumer = Consumer(
+                broker, Store(pool, MAPPINGS), registry, settings.worker, metrics, stop
+            )
             relay = Relay(pool, broker, settings.worker, metrics, stop)
             tasks += [
                 asyncio.create_task(consumer.run(), name="consumer"),

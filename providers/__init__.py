@@ -5,11 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from paysync.settings import ProviderAccount
-from providers import ccpayment
+from providers import ccpayment, hdfc, paycore, plural
 from providers.base import ProviderAdapter
+from schemas.mapping import StatusMapping
 
 REGISTRY: Mapping[str, ProviderAdapter] = {
     ccpayment.NAME: ccpayment.ADAPTER,
+}
+
+
+# Status mappings of every provider, including those whose adapters are not built yet.
+MAPPINGS: Mapping[str, StatusMapping] = {
+    m.provider: m for m in (ccpayment.MAPPING, paycore.MAPPING, hdfc.MAPPING, plural.MAPPING)
 }
 
 

@@ -23,6 +23,7 @@ from paysync.errors import AuthenticationError, MalformedMessage
 from paysync.settings import ProviderAccount
 from providers.base import Ack, Verified
 from schemas.envelope import Envelope
+from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 
@@ -31,8 +32,20 @@ HEADER_APP_ID = "Appid"
 HEADER_TIMESTAMP = "Timestamp"
 HEADER_SIGN = "Sign"
 
-# Transaction states that are not (yet) a credit; the order stays as it is.
-_NOT_CREDITED = {"pending", "processing", "failed"}
+# Transaction states. Only ``success`` credits money (a credit observation); the others
+# say a transaction exists and the order is still pending. The order status itself is
+# derived from the credits by the fold.
+MAPPING = StatusMapping(
+    provider=NAME,
+    statuses={
+        "pending": Status.PENDING,
+        "processing": Status.PENDING,
+        "failed": Status.PENDING,
+        "success": Status.PENDING,
+    },
+    # A failed transaction never fails the order: the customer may pay again.
+    failure_is_final=False,
+)
 
 
 class CCPaymentAccount(ProviderAccount):
@@ -106,7 +119,7 @@ class CCPaymentAdapter:
                 kind=Kind.STATUS,
                 dedup_key=f"{NAME}:{envelope.account}:tx:{record_id}:{pay_status}",
                 # An unknown transaction status is recorded as-is and changes nothing.
-                status=Status.PENDING if pay_status in _NOT_CREDITED else None,
+                status=MAPPING.canonical(pay_status),
                 **common,
             )
         ]

@@ -6,6 +6,7 @@ payment row. Adapters produce them from provider payloads; the reconciler from p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -46,6 +47,8 @@ class Observation:
     amount: Decimal | None = None
     amount_due: Decimal | None = None
     currency: str | None = None
+    # When the payment's valid period ends, if this source says so.
+    expires_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: decimals as strings, times as ISO 8601."""
@@ -64,7 +67,33 @@ class Observation:
             "amount": _dec(self.amount),
             "amount_due": _dec(self.amount_due),
             "currency": self.currency,
+            "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
         }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Observation:
+        """Inverse of :meth:`to_json` (the inbox stores observations this way)."""
+        return cls(
+            kind=Kind(doc["kind"]),
+            source=Source(doc["source"]),
+            provider=doc["provider"],
+            account=doc["account"],
+            merchant_ref=doc["merchant_ref"],
+            dedup_key=doc["dedup_key"],
+            observed_at=datetime.fromisoformat(doc["observed_at"]),
+            provider_ref=doc.get("provider_ref"),
+            status=Status(doc["status"]) if doc.get("status") else None,
+            provider_status=doc.get("provider_status"),
+            record_id=doc.get("record_id"),
+            amount=_parse_dec(doc.get("amount")),
+            amount_due=_parse_dec(doc.get("amount_due")),
+            currency=doc.get("currency"),
+            expires_at=datetime.fromisoformat(doc["expires_at"]) if doc.get("expires_at") else None,
+        )
+
+
+def _parse_dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 def _dec(value: Decimal | None) -> str | None:

@@ -5,21 +5,26 @@
 INSERT INTO payments (provider, account, merchant_ref)
 VALUES ($1, $2, $3)
 ON CONFLICT (provider, account, merchant_ref) DO UPDATE SET updated_at = payments.updated_at
-RETURNING id, status, provider_ref, amount, currency, amount_paid, amount_refunded, late,
-          anomaly, seq, metadata
+RETURNING id, status, provider_ref, amount, currency, expires_at, amount_paid, amount_refunded,
+          late, anomaly, seq, metadata
+
+-- name: payment_observations
+-- The set the payment's state is the fold of: one row per fact (first receipt).
+SELECT dedup_key, observation FROM inbox WHERE payment_id = $1 AND outcome <> 'duplicate'
 
 -- name: insert_inbox
--- NULL when the dedup key is already there: the observation was seen before.
+-- NULL when this very message was recorded before (a redelivery): nothing to do.
 INSERT INTO inbox (dedup_key, payment_id, message_id, source, kind, received_at, raw,
                    observation, outcome)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (dedup_key) DO NOTHING
+ON CONFLICT (dedup_key, message_id) DO NOTHING
 RETURNING id
 
 -- name: update_payment
 UPDATE payments
-SET status = $2, provider_ref = $3, amount = $4, currency = $5, amount_paid = $6,
-    amount_refunded = $7, late = $8, anomaly = $9, seq = $10, updated_at = now()
+SET status = $2, provider_ref = $3, amount = $4, currency = $5, expires_at = $6,
+    amount_paid = $7, amount_refunded = $8, late = $9, anomaly = $10, seq = $11,
+    updated_at = now()
 WHERE id = $1
 
 -- name: insert_transition

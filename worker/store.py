@@ -1,16 +1,21 @@
 """Postgres side of the worker: applies one envelope's observations in one transaction.
 
-For each observation: lock (or create) the payment row, fold, insert the inbox row (a
-known dedup key means a duplicate: nothing changes), and on a status change append a
-transition and an outbox row with the next ``seq``. The caller acks only after this
-returns, i.e. after commit.
+For each observation, under the payment's row lock (created on first sight): read the set
+of facts already known for the payment, fold the set plus the new observation, record the
+receipt in the inbox with its outcome, and on a status change append a transition and an
+outbox row with the next ``seq``. The row lock serialises concurrent consumers of one
+payment, so no update is lost and ``seq`` has no gaps. The caller acks after commit.
+
+Outcomes: ``applied`` (the row changed), ``stale`` (a new fact that changed nothing),
+``anomaly`` (a new fact incompatible with known ones; kept, flagged, never resolved
+silently), ``duplicate`` (a fact already known, received again).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,29 +24,41 @@ import asyncpg
 import orjson
 
 from paysync.db import load_queries, translated_errors
+from paysync.logging import get_logger
 from schemas.envelope import Envelope
 from schemas.event import StatusChanged
+from schemas.mapping import StatusMapping
 from schemas.observation import Observation
 from schemas.status import Status
-from worker.fold import PaymentState, apply
+from worker.fold import PaymentState, Policy, fold
 
 if TYPE_CHECKING:
     from paysync.db import Conn
 
 QUERIES_PATH = Path(__file__).with_name("queries.sql")
 
+log = get_logger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     dedup_key: str
-    outcome: str  # applied | stale | duplicate
+    outcome: str  # applied | stale | anomaly | duplicate
     source: str
     transition: tuple[Status | None, Status] | None = None
 
 
 class Store:
-    def __init__(self, pool: asyncpg.Pool, queries: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        mappings: Mapping[str, StatusMapping],
+        queries: Mapping[str, str] | None = None,
+    ) -> None:
         self._pool = pool
+        self._policies = {
+            name: Policy(failure_is_final=m.failure_is_final) for name, m in mappings.items()
+        }
         self._q = queries or load_queries(QUERIES_PATH)
 
     async def apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
@@ -59,9 +76,14 @@ class Store:
             self._q["lock_payment"], obs.provider, obs.account, obs.merchant_ref
         )
         assert row is not None
+        known = await conn.fetch(self._q["payment_observations"], row["id"])
         before = _state(row)
-        after = apply(before, obs)
-        changed = after != before
+        if any(r["dedup_key"] == obs.dedup_key for r in known):
+            after, outcome = before, "duplicate"
+        else:
+            facts = [Observation.from_json(r["observation"]) for r in known]
+            after = _never_lower(before, fold([*facts, obs], self._policy(obs.provider)))
+            outcome = _outcome(before, after)
         inbox_id = await conn.fetchval(
             self._q["insert_inbox"],
             obs.dedup_key,
@@ -72,14 +94,14 @@ class Store:
             envelope.received_at,
             envelope.body,
             obs.to_json(),
-            "applied" if changed else "stale",
+            outcome,
         )
-        if inbox_id is None:
-            return Outcome(obs.dedup_key, "duplicate", obs.source.value)
-        if not changed:
-            return Outcome(obs.dedup_key, "stale", obs.source.value)
-        seq = row["seq"]
-        transition = None
+        if inbox_id is None or after == before:
+            # None: this very message was recorded before (a redelivery after a crash).
+            return Outcome(
+                obs.dedup_key, "duplicate" if inbox_id is None else outcome, obs.source.value
+            )
+        seq, transition = row["seq"], None
         if after.status is not None and after.status != before.status:
             seq += 1
             transition = (before.status, after.status)
@@ -91,13 +113,17 @@ class Store:
             after.provider_ref,
             after.amount,
             after.currency,
+            after.expires_at,
             after.amount_paid,
             after.amount_refunded,
             after.late,
             after.anomaly,
             seq,
         )
-        return Outcome(obs.dedup_key, "applied", obs.source.value, transition)
+        return Outcome(obs.dedup_key, outcome, obs.source.value, transition)
+
+    def _policy(self, provider: str) -> Policy:
+        return self._policies.get(provider, Policy())
 
     async def _record_transition(
         self,
@@ -146,12 +172,29 @@ class Store:
         )
 
 
+def _outcome(before: PaymentState, after: PaymentState) -> str:
+    new_anomalies = set((after.anomaly or "").split(",")) - set((before.anomaly or "").split(","))
+    if new_anomalies - {""}:
+        return "anomaly"
+    return "applied" if after != before else "stale"
+
+
+def _never_lower(before: PaymentState, after: PaymentState) -> PaymentState:
+    """The fold is monotone by construction; should a defect ever break that, the stored
+    status still never moves down, and the defect is logged loudly."""
+    if before.status is None or after.status is None or after.status.rank >= before.status.rank:
+        return after
+    log.error("fold_rank_regression", from_status=before.status.value, to_status=after.status.value)
+    return replace(after, status=before.status)
+
+
 def _state(row: asyncpg.Record) -> PaymentState:
     return PaymentState(
         status=Status(row["status"]) if row["status"] else None,
         provider_ref=row["provider_ref"],
         amount=row["amount"],
         currency=row["currency"],
+        expires_at=row["expires_at"],
         amount_paid=row["amount_paid"],
         amount_refunded=row["amount_refunded"],
         late=row["late"],

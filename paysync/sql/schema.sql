@@ -41,11 +41,13 @@ CREATE TABLE inbox (
     raw         bytea       NOT NULL,
     observation jsonb       NOT NULL,
     outcome     text        NOT NULL,
-    CONSTRAINT inbox_dedup_key UNIQUE (dedup_key),
+    -- A fact's first receipt carries its outcome; later receipts are 'duplicate' rows.
+    CONSTRAINT inbox_receipt UNIQUE (dedup_key, message_id),
     CONSTRAINT inbox_outcome_known CHECK (outcome IN ('applied', 'stale', 'duplicate', 'anomaly'))
 );
 
 CREATE INDEX inbox_payment_id ON inbox (payment_id, id);
+CREATE INDEX inbox_dedup_key ON inbox (dedup_key);
 
 CREATE TABLE transitions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

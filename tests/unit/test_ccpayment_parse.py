@@ -12,10 +12,10 @@ import pytest
 from paysync.errors import AuthenticationError, MalformedMessage
 from providers.ccpayment import HEADER_TIMESTAMP, CCPaymentAccount, CCPaymentAdapter
 from schemas.envelope import Envelope, EnvelopeKind
-from schemas.observation import Kind, Source
+from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from simulator.ccpayment import lifecycle, webhook_body
-from worker.fold import PaymentState, apply
+from worker.fold import fold
 
 ADAPTER = CCPaymentAdapter()
 RECEIVED_AT = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -315,7 +315,7 @@ def test_simulator_lifecycle_verifies_parses_and_folds(parts: list[Decimal], fin
     )
     assert len(callbacks) == len(parts)
     now = datetime.fromtimestamp(SIM_TS, tz=UTC)
-    state = PaymentState()
+    seen: list[Observation] = []
     keys = set()
     for callback, part in zip(callbacks, parts, strict=True):
         verified = ADAPTER.verify_callback(acct, callback.headers, callback.body, now)
@@ -335,8 +335,9 @@ def test_simulator_lifecycle_verifies_parses_and_folds(parts: list[Decimal], fin
         assert obs.amount == part
         assert obs.merchant_ref == "order-42"
         keys.add(obs.dedup_key)
-        state = apply(state, obs)
+        seen.append(obs)
     assert len(keys) == len(parts)
+    state = fold(seen)
     assert state.status is final
     assert state.amount_paid == sum(parts, Decimal(0))
     assert state.amount == Decimal("25.012")
