@@ -104,18 +104,17 @@ def money_status(state: PaymentState, *, deadline_passed: bool = False) -> Statu
 
 def _implied(terms: PaymentState, facts: list[Observation]) -> set[Status]:
     implied: set[Status] = set()
-    deadline_passed = any(
-        o.kind is Kind.CLOCK and (terms.expires_at is None or o.observed_at >= terms.expires_at)
-        for o in facts
-    )
+    # A clock observation is the reconciler's statement that the valid period is over
+    # (it emits one only after the deadline and a confirming poll). Judging it against an
+    # expiry that might arrive later would let a status fall back, so it stands alone.
+    deadline_passed = any(o.kind is Kind.CLOCK for o in facts)
     money = money_status(terms, deadline_passed=deadline_passed)
     if money is not None:
         implied.add(money)
     if terms.amount_refunded > ZERO:
-        # Against the amount due when known: it only falls as facts arrive, so "refunded"
-        # cannot turn back into "partially refunded" when a late credit shows up.
-        base = terms.amount if terms.amount is not None else terms.amount_paid
-        full = terms.amount_refunded >= base
+        # Only against a known amount due: it only falls as facts arrive, so "refunded"
+        # can never turn back into "partially refunded" when more facts show up.
+        full = terms.amount is not None and terms.amount_refunded >= terms.amount
         implied.add(Status.REFUNDED if full else Status.PARTIALLY_REFUNDED)
     if any(o.kind is Kind.CHARGEBACK for o in facts):
         implied.add(Status.CHARGED_BACK)
