@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,7 @@ def observation(draw: st.DrawFn, provider: str, index: int) -> Observation:
     mapping = MAPPINGS[provider]
     kind = draw(st.sampled_from(list(Kind)))
     provider_status = draw(st.sampled_from([*mapping.statuses, "SOMETHING_NEW"]))
-    common = {
+    common: dict[str, Any] = {
         "kind": kind,
         "source": draw(st.sampled_from(list(Source))),
         "provider": provider,
