@@ -110,12 +110,16 @@ async def test_store_records_each_status_change_with_the_next_seq(
 
 
 @asynccontextmanager
-async def worker(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Broker]:
+async def worker(
+    settings: Settings, pool: asyncpg.Pool, store: Store | None = None
+) -> AsyncIterator[Broker]:
     stop = asyncio.Event()
     broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
     broker.start()
     await broker.wait_connected(10)
-    consumer = Consumer(broker, Store(pool, MAPPINGS), REGISTRY, settings.worker, Metrics(), stop)
+    consumer = Consumer(
+        broker, store or Store(pool, MAPPINGS), REGISTRY, settings.worker, Metrics(), stop
+    )
     relay = Relay(pool, broker, settings.worker, Metrics(), stop)
     tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
     try:
