@@ -29,6 +29,10 @@ H_SCHEMA = "x-paysync-schema"
 class EnvelopeKind(StrEnum):
     CALLBACK = "callback"
     RETURN_URL = "return_url"
+    # Published by paysync itself (the reconciler, operators' tools): the body is a JSON
+    # list of observations (Observation.to_json). Trusted: only paysync may publish to
+    # paysync.inbound (broker permissions).
+    OBSERVATIONS = "observations"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

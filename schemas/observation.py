@@ -6,6 +6,7 @@ payment row. Adapters produce them from provider payloads; the reconciler from p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from paysync.errors import MalformedMessage
 from schemas.status import Status
 
 
@@ -98,3 +100,19 @@ def _parse_dec(value: str | None) -> Decimal | None:
 
 def _dec(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
+
+
+def dump_observations(observations: list[Observation]) -> bytes:
+    """The body of an ``observations`` envelope."""
+    return json.dumps([o.to_json() for o in observations], separators=(",", ":")).encode()
+
+
+def load_observations(body: bytes) -> list[Observation]:
+    """Parse the body of an ``observations`` envelope; ``MalformedMessage`` when invalid."""
+    try:
+        docs = json.loads(body)
+        if not isinstance(docs, list):
+            raise TypeError("not a JSON list")
+        return [Observation.from_json(d) for d in docs]
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        raise MalformedMessage(f"invalid observations body: {exc!r}") from None

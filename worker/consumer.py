@@ -28,8 +28,8 @@ from paysync.metrics import Metrics
 from paysync.retry import Backoff
 from paysync.settings import WorkerSettings
 from providers.base import ProviderAdapter
-from schemas.envelope import Envelope
-from schemas.observation import Observation
+from schemas.envelope import Envelope, EnvelopeKind
+from schemas.observation import Observation, load_observations
 from worker.store import Outcome, Store
 
 log = get_logger(__name__)
@@ -105,10 +105,7 @@ class Consumer:
             structlog.contextvars.bind_contextvars(
                 provider=envelope.provider, account=envelope.account
             )
-            adapter = self._registry.get(envelope.provider)
-            if adapter is None:
-                raise UnknownAccount(envelope.provider, envelope.account)
-            observations = adapter.parse_callback(envelope)
+            observations = self._parse(envelope)
             outcomes = await self._apply(envelope, observations)
         except Permanent as exc:
             await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
@@ -125,6 +122,14 @@ class Consumer:
             for outcome in outcomes:
                 self._count(envelope.provider, outcome)
                 _log_outcome(outcome)
+
+    def _parse(self, envelope: Envelope) -> list[Observation]:
+        if envelope.kind is EnvelopeKind.OBSERVATIONS:
+            return load_observations(envelope.body)
+        adapter = self._registry.get(envelope.provider)
+        if adapter is None:
+            raise UnknownAccount(envelope.provider, envelope.account)
+        return adapter.parse_callback(envelope)
 
     async def _apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
         attempt = 0

@@ -1,0 +1,242 @@
+"""Four consumers, 500 payments, observations shuffled and duplicated, on real RabbitMQ and
+Postgres: afterwards every payment row is the fold of its set, every payment's seq runs
+1..n without gaps, and its events, ordered by seq, replay its transitions exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import aio_pika
+import asyncpg
+import orjson
+import pytest
+
+from paysync.amqp import INBOUND_ROUTING_KEY, Broker
+from paysync.db import create_pool
+from paysync.metrics import Metrics
+from paysync.runner import topology_of
+from paysync.settings import Settings
+from providers import MAPPINGS, REGISTRY
+from schemas.envelope import Envelope, EnvelopeKind
+from schemas.observation import Kind, Observation, Source, dump_observations
+from tests.support.amqp import take
+from tests.support.config import RunConfig
+from tests.support.services import BrokerNames
+from tests.support.waiting import eventually
+from worker.consumer import Consumer
+from worker.fold import Policy, fold
+from worker.relay import Relay
+from worker.store import Store
+
+pytestmark = pytest.mark.integration
+
+PAYMENTS = 500
+CONSUMERS = 4
+T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+Key = tuple[str, str, str]
+
+
+def observations_of(rng: random.Random, provider: str, ref: str) -> list[Observation]:
+    mapping = MAPPINGS[provider]
+    due = rng.choice([Decimal("100.00"), Decimal("250.50")])
+    expires = T0 + timedelta(hours=24)
+    made = []
+    for i in range(rng.randint(1, 6)):
+        kind = rng.choices(list(Kind), weights=[5, 4, 1, 1, 1])[0]
+        provider_status = rng.choice([*mapping.statuses, "UNHEARD_OF"])
+        made.append(
+            Observation(
+                kind=kind,
+                source=rng.choice(list(Source)),
+                provider=provider,
+                account="acct",
+                merchant_ref=ref,
+                dedup_key=f"{provider}:acct:{ref}:{i}",
+                observed_at=T0 + timedelta(minutes=rng.randint(0, 48 * 60)),
+                provider_ref=f"p-{ref}",
+                amount_due=due,
+                currency="USD",
+                expires_at=expires,
+                provider_status=provider_status if kind is Kind.STATUS else None,
+                status=mapping.canonical(provider_status) if kind is Kind.STATUS else None,
+                record_id=f"r{i}" if kind in (Kind.CREDIT, Kind.REFUND) else None,
+                amount=rng.choice([due / 2, due, Decimal("10.00")])
+                if kind in (Kind.CREDIT, Kind.REFUND)
+                else None,
+            )
+        )
+    return made
+
+
+def envelopes(rng: random.Random, facts: dict[Key, list[Observation]]) -> list[Envelope]:
+    """One envelope per observation, a third of them sent two or three times, shuffled."""
+    out = []
+    for (provider, _account, _ref), observations in facts.items():
+        for obs in observations:
+            for _ in range(rng.choice([1, 1, 2, 3])):
+                out.append(
+                    Envelope(
+                        message_id=str(uuid.uuid4()),
+                        kind=EnvelopeKind.OBSERVATIONS,
+                        provider=provider,
+                        account="acct",
+                        received_at=obs.observed_at,
+                        body=dump_observations([obs]),
+                        content_type="application/json",
+                    )
+                )
+    rng.shuffle(out)
+    return out
+
+
+@asynccontextmanager
+async def consumers(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Broker]:
+    stop = asyncio.Event()
+    broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
+    broker.start()
+    await broker.wait_connected(10)
+    metrics = Metrics()
+    roles = [
+        Consumer(broker, Store(pool, MAPPINGS), REGISTRY, settings.worker, metrics, stop)
+        for _ in range(CONSUMERS)
+    ]
+    tasks = [asyncio.create_task(c.run()) for c in roles]
+    tasks.append(asyncio.create_task(Relay(pool, broker, settings.worker, metrics, stop).run()))
+    try:
+        yield broker
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await broker.close()
+
+
+async def publish_all(broker: Broker, batch: list[Envelope]) -> None:
+    async def one(env: Envelope) -> None:
+        message = aio_pika.Message(
+            env.body,
+            headers=env.amqp_headers(),
+            message_id=env.message_id,
+            content_type=env.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await broker.publish(
+            broker.topology.inbound_exchange, message, INBOUND_ROUTING_KEY, timeout=30
+        )
+
+    for start in range(0, len(batch), 200):
+        await asyncio.gather(*(one(e) for e in batch[start : start + 200]))
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(db_url, max_size=CONSUMERS + 2)
+    yield pool
+    await pool.close()
+
+
+@pytest.mark.timeout(300)
+async def test_four_consumers_fold_shuffled_duplicated_observations_exactly(
+    config: RunConfig, names: BrokerNames, pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    rng = random.Random(20261121)
+    facts: dict[Key, list[Observation]] = {}
+    for n in range(PAYMENTS):
+        provider = sorted(MAPPINGS)[n % len(MAPPINGS)]
+        facts[(provider, "acct", f"order-{n}")] = observations_of(rng, provider, f"order-{n}")
+    batch = envelopes(rng, facts)
+    events_queue = await names.bind_events_queue()
+
+    async with consumers(config.settings, pool) as broker:
+        await publish_all(broker, batch)
+
+        async def all_received() -> bool:
+            return await db.fetchval("SELECT count(*) FROM inbox") == len(batch)
+
+        async def all_published() -> bool:
+            return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+        await eventually(all_received, timeout=180, interval=0.2, what="every message applied")
+        await eventually(all_published, timeout=60, interval=0.2, what="every event relayed")
+
+    outbox_count = await db.fetchval("SELECT count(*) FROM outbox")
+    delivered = await take(events_queue, outbox_count, timeout=30)
+    await _check_rows(db, facts)
+    transitions = await _check_seq(db)
+    _check_events(delivered, transitions)
+
+
+async def _check_rows(db: asyncpg.Connection, facts: dict[Key, list[Observation]]) -> None:
+    rows = {
+        (r["provider"], r["account"], r["merchant_ref"]): r
+        for r in await db.fetch("SELECT * FROM payments")
+    }
+    assert len(rows) == PAYMENTS
+    for key, observations in facts.items():
+        expected = fold(observations, Policy(failure_is_final=MAPPINGS[key[0]].failure_is_final))
+        row = rows[key]
+        got = (
+            row["status"],
+            row["amount"],
+            row["currency"],
+            row["amount_paid"],
+            row["amount_refunded"],
+            row["late"],
+            row["anomaly"],
+            row["provider_ref"],
+        )
+        want = (
+            expected.status.value if expected.status else None,
+            expected.amount,
+            expected.currency,
+            expected.amount_paid,
+            expected.amount_refunded,
+            expected.late,
+            expected.anomaly,
+            expected.provider_ref,
+        )
+        assert got == want, key
+
+
+async def _check_seq(db: asyncpg.Connection) -> dict[str, list[tuple[str | None, str]]]:
+    rows = await db.fetch(
+        "SELECT p.merchant_ref, p.seq AS last, t.seq, t.from_status, t.to_status"
+        " FROM transitions t JOIN payments p ON p.id = t.payment_id ORDER BY p.id, t.seq"
+    )
+    by_payment: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    for row in rows:
+        by_payment[row["merchant_ref"]].append(row)
+    for ref, seq_rows in by_payment.items():
+        assert [r["seq"] for r in seq_rows] == list(range(1, len(seq_rows) + 1)), ref
+        assert seq_rows[-1]["last"] == len(seq_rows), ref
+        for before, after in itertools.pairwise(seq_rows):
+            assert after["from_status"] == before["to_status"], ref
+    return {
+        ref: [(r["from_status"], r["to_status"]) for r in seq_rows]
+        for ref, seq_rows in by_payment.items()
+    }
+
+
+def _check_events(
+    delivered: list[aio_pika.abc.AbstractIncomingMessage],
+    transitions: dict[str, list[tuple[str | None, str]]],
+) -> None:
+    seen: dict[str, list[tuple[int, str | None, str]]] = defaultdict(list)
+    ids = set()
+    for message in delivered:
+        event = orjson.loads(message.body)
+        ids.add(event["event_id"])
+        p = event["payment"]
+        seen[p["merchant_ref"]].append((p["seq"], p["previous_status"], p["status"]))
+    assert len(ids) == len(delivered)
+    assert set(seen) == set(transitions)
+    for ref, events in seen.items():
+        assert [e[0] for e in events] == sorted(e[0] for e in events), f"{ref} out of order"
+        assert [(e[1], e[2]) for e in events] == transitions[ref], ref
