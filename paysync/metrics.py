@@ -49,6 +49,13 @@ class Metrics:
             ["provider", "from_status", "to_status", "source"],
             registry=r,
         )
+        self.unknown_statuses = Counter(
+            "paysync_unknown_statuses_total",
+            "Observations carrying a provider status paysync has no mapping for (recorded,"
+            " changing nothing); the value is in the log event unknown_status_observed",
+            ["provider"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "paysync_dead_letters_total",
             "Messages parked on paysync.dead, by error class",

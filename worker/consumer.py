@@ -29,7 +29,7 @@ from paysync.retry import Backoff
 from paysync.settings import WorkerSettings
 from providers.base import ProviderAdapter
 from schemas.envelope import Envelope, EnvelopeKind
-from schemas.observation import Observation, load_observations
+from schemas.observation import Kind, Observation, load_observations
 from worker.store import Outcome, Store
 
 log = get_logger(__name__)
@@ -106,6 +106,7 @@ class Consumer:
                 provider=envelope.provider, account=envelope.account
             )
             observations = self._parse(envelope)
+            self._note_unknown(observations)
             outcomes = await self._apply(envelope, observations)
         except Permanent as exc:
             await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
@@ -122,6 +123,16 @@ class Consumer:
             for outcome in outcomes:
                 self._count(envelope.provider, outcome)
                 _log_outcome(outcome)
+
+    def _note_unknown(self, observations: list[Observation]) -> None:
+        for obs in observations:
+            if obs.kind is Kind.STATUS and obs.status is None:
+                self._metrics.unknown_statuses.labels(obs.provider).inc()
+                log.warning(
+                    "unknown_status_observed",
+                    provider_status=obs.provider_status,
+                    merchant_ref=obs.merchant_ref,
+                )
 
     def _parse(self, envelope: Envelope) -> list[Observation]:
         if envelope.kind is EnvelopeKind.OBSERVATIONS:

@@ -158,10 +158,14 @@ async def test_four_consumers_fold_shuffled_duplicated_observations_exactly(
         await publish_all(broker, batch)
 
         async def all_received() -> bool:
-            return await db.fetchval("SELECT count(*) FROM inbox") == len(batch)
+            received: int = await db.fetchval("SELECT count(*) FROM inbox")
+            return received == len(batch)
 
         async def all_published() -> bool:
-            return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+            pending: int = await db.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
+            return pending == 0
 
         await eventually(all_received, timeout=180, interval=0.2, what="every message applied")
         await eventually(all_published, timeout=60, interval=0.2, what="every event relayed")
