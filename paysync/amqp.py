@@ -26,7 +26,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from paysync.errors import BrokerUnavailable
+from paysync.errors import BrokerUnavailable, PaysyncError
 from paysync.logging import get_logger
 
 INBOUND_ROUTING_KEY = "inbound"
@@ -70,6 +70,10 @@ class Topology:
         }
 
 
+class TopologyMismatch(PaysyncError):
+    """RabbitMQ refused to declare the topology as configured (permanent until fixed)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Declared:
     inbound_exchange: AbstractExchange
@@ -89,13 +93,20 @@ async def declare(channel: AbstractChannel, topology: Topology) -> Declared:
     events_x = await channel.declare_exchange(
         topology.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
     )
-    dead_q = await channel.declare_queue(
-        topology.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}
-    )
+    try:
+        dead_q = await channel.declare_queue(
+            topology.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        inbound_q = await channel.declare_queue(
+            topology.inbound_queue, durable=True, arguments=topology.inbound_arguments()
+        )
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        raise TopologyMismatch(
+            f"a queue exists with other arguments than paysync declares ({exc}); queue "
+            "arguments such as x-delivery-limit are fixed when a queue is first declared: "
+            "restore broker.delivery_limit, or drain and delete the queue, or use a policy"
+        ) from None
     await dead_q.bind(dead_x, routing_key="")
-    inbound_q = await channel.declare_queue(
-        topology.inbound_queue, durable=True, arguments=topology.inbound_arguments()
-    )
     await inbound_q.bind(inbound_x, routing_key=INBOUND_ROUTING_KEY)
     return Declared(inbound_x, inbound_q, dead_x, dead_q, events_x)
 
@@ -149,7 +160,11 @@ class Broker:
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
-        self._declared = await declare(self._channel, self.topology)
+        try:
+            self._declared = await declare(self._channel, self.topology)
+        except TopologyMismatch as exc:
+            log.error("broker_topology_refused", error=str(exc))
+            raise
         self._exchanges = {
             x.name: x
             for x in (
@@ -166,8 +181,18 @@ class Broker:
         log.info("broker_connected")
 
     async def wait_connected(self, timeout: float | None = None) -> Declared:
+        """Wait until connected and declared; re-raise why the link gave up, if it did."""
+        assert self._task is not None, "start() first"
         async with asyncio.timeout(timeout):
-            await self._up.wait()
+            up = asyncio.ensure_future(self._up.wait())
+            try:
+                await asyncio.wait({up, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                up.cancel()
+        if self._task.done() and not self._task.cancelled():
+            failure = self._task.exception()
+            if failure is not None:
+                raise failure
         assert self._declared is not None
         return self._declared
 

@@ -6,6 +6,7 @@ paysync all                run ingest + worker (+ outbox relay) in one process
 paysync demo               all roles, plus a simulated provider and an event watcher
 paysync simulate ccpayment send signed callbacks to a running ingest
 paysync events watch       print events from paysync.events as they arrive
+paysync payment show       print a payment's state and timeline (or its JSON)
 paysync config check       validate the configuration and print it (secrets by reference)
 """
 
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from paysync import commands
-from paysync.errors import ConfigError
+from paysync.errors import ConfigError, PaysyncError
 from paysync.logging import configure_logging
 from paysync.settings import Settings, load_settings
 from providers import REGISTRY, account_models
@@ -51,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--count", type=int, default=0, help="stop after N events (0: never)")
     watch.add_argument("--timeout", type=float, default=0, help="stop after S seconds (0: never)")
 
+    payment = sub.add_parser("payment", help="inspect payments")
+    pay_sub = payment.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = pay_sub.add_parser("show", help="a payment's state and timeline, from Postgres")
+    show.add_argument("provider", metavar="PROVIDER")
+    show.add_argument("account", metavar="ACCOUNT")
+    show.add_argument("merchant_ref", metavar="MERCHANT_REF")
+    show.add_argument("--json", action="store_true", help="print the JSON of the /v1 API")
+
     config = sub.add_parser("config", help="configuration")
     cfg_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
     cfg_sub.add_parser("check", help="validate and print the configuration")
@@ -69,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:
         return 130
+    except PaysyncError as exc:
+        # Our own, explained failures (the log has the details): no traceback.
+        print(f"paysync: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,6 +98,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await commands.simulate_ccpayment(settings, args)
         case "events":
             return await commands.watch_events(settings, args.binding, args.count, args.timeout)
+        case "payment":
+            return await commands.show_payment(
+                settings, args.provider, args.account, args.merchant_ref, as_json=args.json
+            )
         case "config":
             return commands.show_config(settings)
     raise AssertionError(args.command)

@@ -1,9 +1,10 @@
 """The composition root of the long-running roles: builds every object once, runs, drains.
 
 ``run_roles`` starts the requested roles (``ingest``, ``worker``) on one broker link and
-one pool, waits for SIGTERM/SIGINT (or for a role to fail), then shuts down in order:
-ingest stops accepting and finishes in-flight publishes, the consumer finishes and acks
-its messages, the relay finishes its batch; then the pool and the broker close.
+one lazy pool (the worker's store and relay; ingest's ``/v1`` API), waits for
+SIGTERM/SIGINT (or for a role to fail), then shuts down in order: ingest stops accepting
+and finishes in-flight requests, the consumer finishes and acks its messages, the relay
+finishes its batch; then the pool and the broker close.
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ async def run_roles(
     tasks: list[asyncio.Task[None]] = []
     async with AsyncExitStack() as stack:
         stack.push_async_callback(broker.close)
+        # Both roles use the pool (ingest only for /v1, never on its callback path). It is
+        # lazy (min_size=0): a database outage does not stop ingest from starting.
+        pool = await create_pool(settings.database_url, max_size=settings.database_pool_size)
+        stack.push_async_callback(pool.close)
         if "worker" in roles:
-            pool = await create_pool(settings.database_url, max_size=settings.database_pool_size)
-            stack.push_async_callback(pool.close)
             consumer = Consumer(
                 broker, Store(pool, MAPPINGS), registry, settings.worker, metrics, stop
             )
@@ -73,7 +76,7 @@ async def run_roles(
             ]
         if "ingest" in roles:
             runner = web.AppRunner(
-                build_app(settings, broker, registry, metrics),
+                build_app(settings, broker, registry, metrics, pool=pool),
                 access_log=None,
                 handle_signals=False,
                 shutdown_timeout=settings.ingest.shutdown_timeout_seconds,
@@ -84,9 +87,17 @@ async def run_roles(
             log.info("ingest_listening", host=settings.ingest.host, port=settings.ingest.port)
         if extra is not None:
             tasks.append(asyncio.create_task(extra(broker, stop), name="extra"))
+        tasks.append(asyncio.create_task(_broker_guard(broker, stop), name="broker"))
         log.info("service_started", roles=sorted(roles))
         await _until_stopped(stop, tasks)
     log.info("service_stopped")
+
+
+async def _broker_guard(broker: Broker, stop: asyncio.Event) -> None:
+    """Fail the process when the broker link gives up for good (e.g. the topology was
+    refused), instead of every role waiting forever."""
+    await broker.wait_connected()
+    await stop.wait()
 
 
 async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:

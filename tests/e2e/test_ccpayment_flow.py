@@ -3,11 +3,13 @@ RabbitMQ and Postgres."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from decimal import Decimal
 from pathlib import Path
 
+import aio_pika
 import aiohttp
 import asyncpg
 import jsonschema
@@ -19,8 +21,8 @@ from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, APP_ID, RunConfig
 from tests.support.db import one
 from tests.support.metrics import sample
-from tests.support.process import running
-from tests.support.services import BrokerNames
+from tests.support.process import running, start
+from tests.support.services import AMQP_URL, BrokerNames
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -187,3 +189,24 @@ async def test_ingest_and_worker_run_as_separate_processes(
         await db.fetchval("SELECT status FROM payments WHERE merchant_ref = 'order-split'")
         == "paid"
     )
+
+
+async def test_a_refused_topology_stops_the_process_with_a_clear_error(
+    config: RunConfig, names: BrokerNames
+) -> None:
+    # Someone declared the inbound queue with another delivery limit than configured.
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(
+            names.topology.inbound_queue,
+            durable=True,
+            arguments={**names.topology.inbound_arguments(), "x-delivery-limit": 99},
+        )
+    process = await start(config, "all")
+    async with asyncio.timeout(30):
+        code = await process.proc.wait()
+    assert code != 0
+    assert "broker_topology_refused" in process.log
+    assert "restore broker.delivery_limit" in process.log
+    assert "Traceback" not in process.log
