@@ -1,8 +1,9 @@
-"""The ingest web application: provider callbacks, health and readiness.
+"""The ingest web application: provider callbacks, health and readiness, and ``/v1``.
 
 The callback path never touches Postgres: verify with the provider's scheme, wrap the raw
 body in an envelope, publish persistent + mandatory with a confirm, and only then answer
-with the provider's own acknowledgement. Every rejection carries a reason code.
+with the provider's own acknowledgement. Every rejection carries a reason code. The ``/v1``
+API (``ingest/api.py``) is a sub-application, the only part that is given the pool.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 import aio_pika
+import asyncpg
 import structlog
 from aiohttp import web
 
+from ingest.api import build_api
 from paysync.amqp import INBOUND_ROUTING_KEY, Broker
 from paysync.errors import AuthenticationError, BrokerUnavailable
 from paysync.logging import get_logger
@@ -54,7 +57,11 @@ def build_app(
     registry: Mapping[str, ProviderAdapter],
     metrics: Metrics,
     clock: Clock = utc_now,
+    *,
+    pool: asyncpg.Pool | None = None,
 ) -> web.Application:
+    """The ingest app; ``/v1`` is mounted when a ``pool`` is given (every role runner gives
+    one; a callback-only app, as in benchmarks, has none)."""
     app = web.Application(
         client_max_size=settings.ingest.max_body_bytes, middlewares=[_bind_request_context]
     )
@@ -67,6 +74,8 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+    if pool is not None:
+        app.add_subapp("/v1", build_api(settings.api, pool))
     return app
 
 

@@ -15,12 +15,15 @@ import aiohttp
 import asyncpg
 import orjson
 
+from ingest.api import QUERIES_PATH, read_timeline
 from paysync.amqp import Broker, declare
-from paysync.errors import BrokerUnavailable
+from paysync.db import create_pool, load_queries
+from paysync.errors import BrokerUnavailable, DatabaseUnavailable
 from paysync.logging import get_logger
 from paysync.migrate import apply_migrations, discover, ensure_database
 from paysync.runner import run_roles, topology_of
 from paysync.settings import Secret, Settings
+from paysync.timeline import render_text
 from providers.base import ProviderAdapter
 from providers.ccpayment import CCPaymentAccount
 from simulator.sender import send_ccpayment
@@ -200,4 +203,28 @@ def show_config(settings: Settings) -> int:
         raise TypeError
 
     print(orjson.dumps(settings.model_dump(), default=default, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+async def show_payment(
+    settings: Settings, provider: str, account: str, merchant_ref: str, *, as_json: bool
+) -> int:
+    """Print a payment's timeline (the /v1 API's JSON with ``as_json``); 1 when absent."""
+    pool = await create_pool(settings.database_url, max_size=1)
+    try:
+        timeline = await read_timeline(
+            pool, load_queries(QUERIES_PATH), provider, account, merchant_ref
+        )
+    except DatabaseUnavailable as exc:
+        print(f"paysync: database unavailable: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await pool.close()
+    if timeline is None:
+        print(f"paysync: no payment {provider}/{account}/{merchant_ref}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(orjson.dumps(timeline, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render_text(timeline))
     return 0

@@ -114,6 +114,13 @@ class BrokerSettings(_Model):
     reconnect_seconds: float = Field(default=1.0, gt=0)
 
 
+class ApiSettings(_Model):
+    """The ``/v1`` HTTP API. Bearer tokens are secret references; several may be active at
+    once, for rotation. With none configured every ``/v1`` request is refused."""
+
+    tokens: list[SecretRef] = []
+
+
 class Settings(_Model):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/paysync"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
@@ -122,6 +129,7 @@ class Settings(_Model):
     broker: BrokerSettings = BrokerSettings()
     ingest: IngestSettings = IngestSettings()
     worker: WorkerSettings = WorkerSettings()
+    api: ApiSettings = ApiSettings()
     accounts: dict[str, dict[str, ProviderAccount]] = Field(default_factory=dict)
 
     def account(self, provider: str, account: str) -> ProviderAccount | None:
@@ -129,7 +137,8 @@ class Settings(_Model):
 
     def secrets(self) -> list[Secret]:
         """Every resolved secret, so log output can be scrubbed of them."""
-        return [s for accts in self.accounts.values() for a in accts.values() for s in a.secrets]
+        found = [s for accts in self.accounts.values() for a in accts.values() for s in a.secrets]
+        return found + list(self.api.tokens)
 
     def secret_values(self) -> list[str]:
         """Secret values and the passwords inside the database and broker URLs."""
@@ -137,7 +146,7 @@ class Settings(_Model):
         return [s.reveal() for s in self.secrets()] + [p for p in passwords if p]
 
 
-_SECTIONS = ("broker", "ingest", "worker")
+_SECTIONS = ("broker", "ingest", "worker", "api")
 
 
 def load_settings(

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ingest.app import build_app
 from paysync.amqp import Broker
+from paysync.db import create_pool
 from paysync.metrics import Metrics
 from paysync.runner import topology_of
 from paysync.settings import Settings
@@ -57,11 +58,14 @@ def vector_config(tmp_path, db_url, names) -> RunConfig:
 async def serving(
     settings: Settings, clock: Callable[[], datetime] = lambda: VECTOR_NOW
 ) -> AsyncIterator[tuple[str, Broker]]:
-    """ingest in this event loop on a free port; yields its base URL and broker link."""
+    """ingest in this event loop on a free port; yields its base URL and broker link.
+
+    Wired as the runner wires it, with a lazy pool (used only by /v1)."""
     broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
     broker.start()
+    pool = await create_pool(settings.database_url, max_size=2)
     runner = web.AppRunner(
-        build_app(settings, broker, REGISTRY, Metrics(), clock=clock), access_log=None
+        build_app(settings, broker, REGISTRY, Metrics(), clock=clock, pool=pool), access_log=None
     )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -71,6 +75,7 @@ async def serving(
         yield f"http://127.0.0.1:{port}", broker
     finally:
         await runner.cleanup()
+        await pool.close()
         await broker.close()
 
 

@@ -1,0 +1,128 @@
+"""The ``/v1`` API: a sub-application of ingest for merchants' backends and operators.
+
+Every request carries ``Authorization: Bearer <token>``, compared in constant time with
+each configured ``[api] tokens`` entry (several, for rotation); with none configured the
+API is disabled. ``GET /v1/payments/{provider}/{account}/{merchant_ref}`` answers the
+payment's state and timeline, read from Postgres in one read-only snapshot. Only this
+sub-application holds the pool: the callback path of ingest never touches Postgres.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+from aiohttp import web
+
+from paysync.db import load_queries, translated_errors
+from paysync.errors import DatabaseUnavailable
+from paysync.logging import get_logger
+from paysync.settings import ApiSettings, Secret
+from paysync.timeline import build_timeline
+
+QUERIES_PATH = Path(__file__).with_name("queries.sql")
+
+log = get_logger(__name__)
+
+API_SETTINGS = web.AppKey("api_settings", ApiSettings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+QUERIES = web.AppKey("queries", Mapping[str, str])
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_api(settings: ApiSettings, pool: asyncpg.Pool) -> web.Application:
+    api = web.Application(middlewares=[_authenticate])
+    api[API_SETTINGS] = settings
+    api[POOL] = pool
+    api[QUERIES] = load_queries(QUERIES_PATH)
+    api.router.add_get("/payments/{provider}/{account}/{merchant_ref}", show_payment)
+    return api
+
+
+def _error(status: int, reason: str) -> web.Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return web.json_response({"error": reason}, status=status, headers=headers)
+
+
+def token_problem(authorization: str | None, tokens: Sequence[Secret]) -> str | None:
+    """None when the header carries a configured token, else the rejection reason."""
+    if not tokens:
+        return "api_disabled"
+    scheme, _, presented = (authorization or "").strip().partition(" ")
+    presented = presented.strip()
+    if scheme.lower() != "bearer" or not presented:
+        return "missing_token"
+    given = presented.encode("utf-8")
+    matched = False
+    for token in tokens:  # every token, so the time taken does not tell which one matched
+        matched |= hmac.compare_digest(given, token.reveal().encode("utf-8"))
+    return None if matched else "bad_token"
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    tokens = request.app[API_SETTINGS].tokens
+    reason = token_problem(request.headers.get("Authorization"), tokens)
+    if reason is not None:
+        log.info("api_request_rejected", reason=reason, path=request.path)
+        return _error(401, reason)
+    return await handler(request)
+
+
+async def show_payment(request: web.Request) -> web.Response:
+    provider = request.match_info["provider"]
+    account = request.match_info["account"]
+    merchant_ref = request.match_info["merchant_ref"]
+    structlog.contextvars.bind_contextvars(
+        provider=provider, account=account, merchant_ref=merchant_ref
+    )
+    try:
+        timeline = await read_timeline(
+            request.app[POOL], request.app[QUERIES], provider, account, merchant_ref
+        )
+    except DatabaseUnavailable as exc:
+        log.warning("timeline_unavailable", error=str(exc))
+        return _error(503, "database_unavailable")
+    if timeline is None:
+        log.info("payment_not_found")
+        return _error(404, "payment_not_found")
+    log.info("timeline_served", observations=len(timeline["observations"]))
+    return web.Response(body=orjson.dumps(timeline), content_type="application/json")
+
+
+async def read_timeline(
+    pool: asyncpg.Pool,
+    queries: Mapping[str, str],
+    provider: str,
+    account: str,
+    merchant_ref: str,
+) -> dict[str, Any] | None:
+    """The payment's timeline document, or None when there is no such payment.
+
+    One repeatable-read snapshot, so the state and the timeline agree with each other.
+    Raises ``DatabaseUnavailable`` when Postgres cannot answer.
+    """
+    async with (
+        translated_errors(),
+        pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        payment = await conn.fetchrow(queries["payment_by_ref"], provider, account, merchant_ref)
+        if payment is None:
+            return None
+        payment_id = payment["id"]
+        observations = await conn.fetch(queries["payment_observations"], payment_id)
+        transitions = await conn.fetch(queries["payment_transitions"], payment_id)
+        events = await conn.fetch(queries["payment_events"], payment_id)
+    return build_timeline(
+        dict(payment),
+        [dict(r) for r in observations],
+        [dict(r) for r in transitions],
+        [dict(r) for r in events],
+    )
