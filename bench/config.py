@@ -1,0 +1,110 @@
+"""Names, secrets and the paysync configuration file shared by the benchmark processes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from paysync.amqp import Topology
+
+APP_ID = "202401010000000000000000000000001"
+ACCOUNT = "bench-shop"
+SECRET_ENV = "BENCH_CCPAYMENT_SECRET"  # noqa: S105 - the variable's name, not a secret
+CALLBACK_PATH = f"/webhooks/ccpayment/{ACCOUNT}"
+DEFAULT_AMQP_URL = os.environ.get("PAYSYNC_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# Settings needs a value; the callback path of ingest never opens a database connection.
+UNUSED_DATABASE_URL = "postgresql://bench@127.0.0.1:1/unused"
+BASELINE_NAME = "baseline.inbound"
+
+
+def new_prefix() -> str:
+    """A broker name prefix of this run's own; everything under it is deleted at the end."""
+    return f"bench.{uuid.uuid4().hex[:12]}."
+
+
+def new_secret() -> str:
+    return secrets.token_hex(16)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def baseline_name(prefix: str) -> str:
+    """The baseline's exchange and quorum queue (one name for both)."""
+    return f"{prefix}{BASELINE_NAME}"
+
+
+def queues(prefix: str) -> list[str]:
+    """Every queue the benchmark servers declare under ``prefix``."""
+    t = Topology(prefix=prefix)
+    return [t.inbound_queue, t.dead_queue, baseline_name(prefix)]
+
+
+def exchanges(prefix: str) -> list[str]:
+    """Every exchange the benchmark servers declare under ``prefix``."""
+    t = Topology(prefix=prefix)
+    return [t.inbound_exchange, t.dead_exchange, t.events_exchange, baseline_name(prefix)]
+
+
+def write_paysync_config(
+    directory: Path, *, port: int, prefix: str, amqp_url: str, log_level: str
+) -> Path:
+    """A paysync TOML file with one CCPayment account whose secret is in $SECRET_ENV."""
+    path = directory / "paysync.toml"
+    path.write_text(
+        f"""
+database_url = "{UNUSED_DATABASE_URL}"
+amqp_url = "{amqp_url}"
+log_level = "{log_level}"
+
+[broker]
+name_prefix = "{prefix}"
+
+[ingest]
+host = "127.0.0.1"
+port = {port}
+
+[accounts.ccpayment.{ACCOUNT}]
+app_id = "{APP_ID}"
+secrets = ["env:{SECRET_ENV}"]
+timestamp_tolerance_seconds = 600
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Params:
+    """What one ``python -m bench`` invocation measures, and how long."""
+
+    duration: float = 10.0
+    warmup: float = 3.0
+    concurrency: int = 32
+    runs: int = 3
+    max_requests: int = 80_000  # hard cap per closed-loop run (warm-up included)
+    half_load_duration: float = 10.0
+    settle_seconds: float = 2.0  # pause after purging, before each run
+    amqp_url: str = DEFAULT_AMQP_URL
+    log_level: str = "info"
+    quick: bool = False
+
+
+QUICK = Params(
+    duration=1.0,
+    warmup=0.5,
+    concurrency=8,
+    runs=2,
+    max_requests=10_000,
+    half_load_duration=1.0,
+    settle_seconds=0.2,
+    quick=True,
+)

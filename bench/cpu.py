@@ -1,0 +1,50 @@
+"""CPU time of the processes sharing the machine: the server, the broker, the load generator.
+
+Read from Linux ``/proc``; elsewhere (or for a remote broker) the figure is ``None``. On a
+small machine these shares tell whether a side was CPU-bound or waited for the broker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+CpuReader = Callable[[], float | None]
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+BROKER_COMMAND = "beam.smp"  # the Erlang VM running RabbitMQ
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` so far, or None when unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def find_broker_pid() -> int | None:
+    """The local RabbitMQ VM's pid, if exactly one runs here."""
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text(encoding="ascii").strip() == BROKER_COMMAND:
+                found.append(int(comm.parent.name))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return found[0] if len(found) == 1 else None
+
+
+def readers(server_pid: int, broker_pid: int | None) -> Mapping[str, CpuReader]:
+    def broker() -> float | None:
+        return None if broker_pid is None else process_cpu_seconds(broker_pid)
+
+    return {
+        "server": lambda: process_cpu_seconds(server_pid),
+        "broker": broker,
+        "loadgen": time.process_time,
+    }

@@ -1,0 +1,136 @@
+"""One benchmark server in a process of its own: ``python -m bench.serve paysync|baseline``.
+
+``paysync`` loads settings from a temporary TOML file (a CCPayment account whose secret is
+read from ``$BENCH_CCPAYMENT_SECRET``) and wires ``build_app`` + ``Broker`` exactly as
+``paysync/runner.py`` does for the ingest role, without the worker (nor its imports).
+``baseline`` serves ``bench/baseline.py``. Either listens on 127.0.0.1:PORT until
+SIGTERM/SIGINT, or until the parent process goes away (so an interrupted benchmark leaves
+no server behind)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from bench import baseline
+from bench.config import DEFAULT_AMQP_URL, SECRET_ENV, write_paysync_config
+from ingest.app import build_app
+from paysync.amqp import Broker, Topology
+from paysync.logging import configure_logging
+from paysync.metrics import Metrics
+from paysync.settings import Settings, load_settings
+from providers import REGISTRY, account_models
+
+HOST = "127.0.0.1"
+SHUTDOWN_TIMEOUT_SECONDS = 10.0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__)
+    parser.add_argument("kind", choices=("paysync", "baseline"))
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--prefix", required=True, help="broker name prefix of this run")
+    parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
+    parser.add_argument("--log-level", default="info", help="paysync's log_level")
+    return parser.parse_args(argv)
+
+
+def topology_of(settings: Settings) -> Topology:
+    """As ``paysync.runner.topology_of``; not imported, as that module pulls in the worker."""
+    return Topology(
+        prefix=settings.broker.name_prefix, delivery_limit=settings.broker.delivery_limit
+    )
+
+
+def paysync_settings(args: argparse.Namespace) -> Settings:
+    with tempfile.TemporaryDirectory(prefix="bench-paysync-") as tmp:
+        path = write_paysync_config(
+            Path(tmp),
+            port=args.port,
+            prefix=args.prefix,
+            amqp_url=args.amqp_url,
+            log_level=args.log_level,
+        )
+        # Only the secret comes from the environment: stray PAYSYNC_* variables must not
+        # move the port or the prefix under the benchmark.
+        return load_settings(account_models(), path=path, env={SECRET_ENV: os.environ[SECRET_ENV]})
+
+
+async def serve_paysync(args: argparse.Namespace) -> None:
+    settings = paysync_settings(args)
+    configure_logging(settings.log_level, secrets=settings.secret_values())
+    broker = Broker(
+        settings.amqp_url,
+        topology_of(settings),
+        reconnect_seconds=settings.broker.reconnect_seconds,
+    )
+    broker.start()
+    try:
+        app = build_app(settings, broker, REGISTRY, Metrics())
+        await serve_until_stopped(
+            app, settings.ingest.port, settings.ingest.shutdown_timeout_seconds
+        )
+    finally:
+        await broker.close()
+
+
+async def serve_baseline(args: argparse.Namespace) -> None:
+    connection, exchange = await baseline.connect(args.amqp_url, args.prefix)
+    try:
+        await serve_until_stopped(baseline.build_app(exchange), args.port, SHUTDOWN_TIMEOUT_SECONDS)
+    finally:
+        await connection.close()
+
+
+async def serve_until_stopped(app: web.Application, port: int, shutdown_timeout: float) -> None:
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, HOST, port).start()
+        await wait_for_stop()
+    finally:
+        await runner.cleanup()
+
+
+async def wait_for_stop() -> None:
+    """Return on SIGTERM/SIGINT or once the parent process has gone."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(watch_parent(stop, os.getppid()))
+    try:
+        await stop.wait()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+async def watch_parent(stop: asyncio.Event, parent: int) -> None:
+    # Polling: a parent's death raises no event a child can await portably.
+    while os.getppid() == parent:  # noqa: ASYNC110
+        await asyncio.sleep(1.0)
+    stop.set()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    serve = serve_paysync if args.kind == "paysync" else serve_baseline
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
