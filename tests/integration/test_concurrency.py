@@ -10,7 +10,6 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -21,20 +20,15 @@ import pytest
 
 from paysync.amqp import INBOUND_ROUTING_KEY, Broker
 from paysync.db import create_pool
-from paysync.metrics import Metrics
-from paysync.runner import topology_of
-from paysync.settings import Settings
-from providers import MAPPINGS, REGISTRY
+from providers import MAPPINGS
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source, dump_observations
+from tests.integration.test_worker import worker
 from tests.support.amqp import take
 from tests.support.config import RunConfig
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
-from worker.consumer import Consumer
 from worker.fold import Policy, fold
-from worker.relay import Relay
-from worker.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -97,27 +91,6 @@ def envelopes(rng: random.Random, facts: dict[Key, list[Observation]]) -> list[E
     return out
 
 
-@asynccontextmanager
-async def consumers(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Broker]:
-    stop = asyncio.Event()
-    broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
-    broker.start()
-    await broker.wait_connected(10)
-    metrics = Metrics()
-    roles = [
-        Consumer(broker, Store(pool, MAPPINGS), REGISTRY, settings.worker, metrics, stop)
-        for _ in range(CONSUMERS)
-    ]
-    tasks = [asyncio.create_task(c.run()) for c in roles]
-    tasks.append(asyncio.create_task(Relay(pool, broker, settings.worker, metrics, stop).run()))
-    try:
-        yield broker
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-        await broker.close()
-
-
 async def publish_all(broker: Broker, batch: list[Envelope]) -> None:
     async def one(env: Envelope) -> None:
         message = aio_pika.Message(
@@ -154,7 +127,7 @@ async def test_four_consumers_fold_shuffled_duplicated_observations_exactly(
     batch = envelopes(rng, facts)
     events_queue = await names.bind_events_queue()
 
-    async with consumers(config.settings, pool) as broker:
+    async with worker(config.settings, pool, consumers=CONSUMERS) as broker:
         await publish_all(broker, batch)
 
         async def all_received() -> bool:

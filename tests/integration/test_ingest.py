@@ -172,88 +172,74 @@ async def test_unknown_account_and_provider_are_404_and_oversized_bodies_413(
     assert await depth(names.topology.inbound_queue) == 0
 
 
-async def test_with_rabbitmq_unreachable_ingest_answers_503_and_is_not_ready(
-    tmp_path, db_url: str, names: BrokerNames
-) -> None:
-    proxy = await TcpProxy("127.0.0.1", 5672).start()
-    proxy.cut()  # nothing answers on the proxy's port
-    config = write_config(
+@pytest.fixture
+async def proxy() -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of RabbitMQ that a test can stall or cut."""
+    tcp_proxy = await TcpProxy("127.0.0.1", 5672).start()
+    yield tcp_proxy
+    await tcp_proxy.close()
+
+
+@pytest.fixture
+def proxied_config(tmp_path, db_url: str, names: BrokerNames, proxy: TcpProxy) -> RunConfig:
+    return write_config(
         tmp_path,
         database_url=db_url,
         prefix=names.prefix,
         secret=VECTOR_SECRET,
         amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
     )
-    try:
-        async with serving(config.settings) as (url, _broker):
-            assert await get_status(f"{url}/readyz") == 503
-            assert await get_status(f"{url}/healthz") == 200
-            status, body, _ = await post(
-                f"{url}/webhooks/ccpayment/{ACCOUNT}",
-                VECTOR_BODY,
-                vector_headers(),
-                timeout=config.settings.ingest.confirm_timeout_seconds + 1,
-            )
-            assert (status, body) == (503, b'{"error": "broker_unavailable"}')
-    finally:
-        await proxy.close()
+
+
+async def test_with_rabbitmq_unreachable_ingest_answers_503_and_is_not_ready(
+    proxy: TcpProxy, proxied_config: RunConfig
+) -> None:
+    proxy.cut()  # nothing answers on the proxy's port
+    timeout = proxied_config.settings.ingest.confirm_timeout_seconds
+    async with serving(proxied_config.settings) as (url, _broker):
+        assert await get_status(f"{url}/readyz") == 503
+        assert await get_status(f"{url}/healthz") == 200
+        status, body, _ = await post(
+            f"{url}/webhooks/ccpayment/{ACCOUNT}",
+            VECTOR_BODY,
+            vector_headers(),
+            timeout=timeout + 1,
+        )
+        assert (status, body) == (503, b'{"error": "broker_unavailable"}')
 
 
 async def test_a_broker_that_stops_confirming_gives_503_within_the_timeout_then_not_ready(
-    tmp_path, db_url: str, names: BrokerNames
+    proxy: TcpProxy, proxied_config: RunConfig
 ) -> None:
-    proxy = await TcpProxy("127.0.0.1", 5672).start()
-    config = write_config(
-        tmp_path,
-        database_url=db_url,
-        prefix=names.prefix,
-        secret=VECTOR_SECRET,
-        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/?heartbeat=30",
-    )
-    timeout = config.settings.ingest.confirm_timeout_seconds
-    try:
-        async with serving(config.settings) as (url, broker):
-            await broker.wait_connected(10)
-            assert await get_status(f"{url}/readyz") == 200
-            proxy.stall()
-            # The client gives up one second after the configured timeout: a hang fails here.
-            status, body, _ = await post(
-                f"{url}/webhooks/ccpayment/{ACCOUNT}",
-                VECTOR_BODY,
-                vector_headers(),
-                timeout=timeout + 1,
-            )
-            assert (status, body) == (503, b'{"error": "broker_unavailable"}')
-            proxy.cut()
-
-            await eventually(lambda: readyz_is(url, 503), what="/readyz 503 after the broker left")
-    finally:
-        await proxy.close()
+    timeout = proxied_config.settings.ingest.confirm_timeout_seconds
+    async with serving(proxied_config.settings) as (url, broker):
+        await broker.wait_connected(10)
+        assert await get_status(f"{url}/readyz") == 200
+        proxy.stall()
+        # The client gives up one second after the configured timeout: a hang fails here.
+        status, body, _ = await post(
+            f"{url}/webhooks/ccpayment/{ACCOUNT}",
+            VECTOR_BODY,
+            vector_headers(),
+            timeout=timeout + 1,
+        )
+        assert (status, body) == (503, b'{"error": "broker_unavailable"}')
+        proxy.cut()
+        await eventually(lambda: readyz_is(url, 503), what="/readyz 503 after the broker left")
 
 
 async def test_ingest_recovers_when_the_broker_comes_back(
-    tmp_path, db_url: str, names: BrokerNames
+    proxy: TcpProxy, proxied_config: RunConfig, names: BrokerNames
 ) -> None:
-    proxy = await TcpProxy("127.0.0.1", 5672).start()
-    config = write_config(
-        tmp_path,
-        database_url=db_url,
-        prefix=names.prefix,
-        secret=VECTOR_SECRET,
-        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
-    )
-    try:
-        async with serving(config.settings) as (url, broker):
-            await broker.wait_connected(10)
-            proxy.cut()
-            await eventually(lambda: readyz_is(url, 503), what="not ready")
-            proxy.restore()
-            await eventually(lambda: readyz_is(url, 200), what="ready again")
-            status, body, _ = await post(
-                f"{url}/webhooks/ccpayment/{ACCOUNT}", VECTOR_BODY, vector_headers()
-            )
-            assert (status, body) == (200, b"success")
-    finally:
-        await proxy.close()
+    async with serving(proxied_config.settings) as (url, broker):
+        await broker.wait_connected(10)
+        proxy.cut()
+        await eventually(lambda: readyz_is(url, 503), what="not ready")
+        proxy.restore()
+        await eventually(lambda: readyz_is(url, 200), what="ready again")
+        status, body, _ = await post(
+            f"{url}/webhooks/ccpayment/{ACCOUNT}", VECTOR_BODY, vector_headers()
+        )
+        assert (status, body) == (200, b"success")
     [message] = await take(names.topology.inbound_queue, 1)
     assert message.body == VECTOR_BODY

@@ -111,17 +111,20 @@ async def test_store_records_each_status_change_with_the_next_seq(
 
 @asynccontextmanager
 async def worker(
-    settings: Settings, pool: asyncpg.Pool, store: Store | None = None
+    settings: Settings, pool: asyncpg.Pool, store: Store | None = None, consumers: int = 1
 ) -> AsyncIterator[Broker]:
+    """``consumers`` consumers (each its own channel) and one relay, in this event loop."""
     stop = asyncio.Event()
     broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
     broker.start()
     await broker.wait_connected(10)
-    consumer = Consumer(
-        broker, store or Store(pool, MAPPINGS), REGISTRY, settings.worker, Metrics(), stop
-    )
-    relay = Relay(pool, broker, settings.worker, Metrics(), stop)
-    tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
+    metrics = Metrics()
+    roles = [
+        Consumer(broker, store or Store(pool, MAPPINGS), REGISTRY, settings.worker, metrics, stop)
+        for _ in range(consumers)
+    ]
+    tasks = [asyncio.create_task(role.run()) for role in roles]
+    tasks.append(asyncio.create_task(Relay(pool, broker, settings.worker, metrics, stop).run()))
     try:
         yield broker
     finally:
