@@ -18,12 +18,12 @@ import asyncpg
 import orjson
 import pytest
 
-from paysync.amqp import INBOUND_ROUTING_KEY, Broker
+from paysync.amqp import Broker
 from paysync.db import create_pool
 from providers import MAPPINGS
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source, dump_observations
-from tests.integration.test_worker import worker
+from tests.integration.test_worker import publish, worker
 from tests.support.amqp import take
 from tests.support.config import RunConfig
 from tests.support.services import BrokerNames
@@ -92,20 +92,8 @@ def envelopes(rng: random.Random, facts: dict[Key, list[Observation]]) -> list[E
 
 
 async def publish_all(broker: Broker, batch: list[Envelope]) -> None:
-    async def one(env: Envelope) -> None:
-        message = aio_pika.Message(
-            env.body,
-            headers=env.amqp_headers(),
-            message_id=env.message_id,
-            content_type=env.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
-        await broker.publish(
-            broker.topology.inbound_exchange, message, INBOUND_ROUTING_KEY, timeout=30
-        )
-
     for start in range(0, len(batch), 200):
-        await asyncio.gather(*(one(e) for e in batch[start : start + 200]))
+        await asyncio.gather(*(publish(broker, e) for e in batch[start : start + 200]))
 
 
 @pytest.fixture
