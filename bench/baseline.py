@@ -57,9 +57,7 @@ async def receive(request: web.Request) -> web.Response:
     message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
     try:
         async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-            confirm = await request.app[EXCHANGE].publish(
-                message, ROUTING_KEY, mandatory=True, timeout=PUBLISH_TIMEOUT_SECONDS
-            )
+            confirm = await request.app[EXCHANGE].publish(message, ROUTING_KEY, mandatory=True)
     except PUBLISH_ERRORS:
         return web.json_response({"error": "broker_unavailable"}, status=503)
     if not isinstance(confirm, aiormq.spec.Basic.Ack):

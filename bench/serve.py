@@ -24,9 +24,10 @@ from aiohttp import web
 from bench import baseline
 from bench.config import DEFAULT_AMQP_URL, SECRET_ENV, write_paysync_config
 from ingest.app import build_app
-from paysync.amqp import Broker, Topology
+from paysync.amqp import Broker
 from paysync.logging import configure_logging
 from paysync.metrics import Metrics
+from paysync.runner import topology_of
 from paysync.settings import Settings, load_settings
 from providers import REGISTRY, account_models
 
@@ -42,13 +43,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--log-level", default="info", help="paysync's log_level")
     return parser.parse_args(argv)
-
-
-def topology_of(settings: Settings) -> Topology:
-    """As ``paysync.runner.topology_of``; not imported, as that module pulls in the worker."""
-    return Topology(
-        prefix=settings.broker.name_prefix, delivery_limit=settings.broker.delivery_limit
-    )
 
 
 def paysync_settings(args: argparse.Namespace) -> Settings:

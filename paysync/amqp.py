@@ -228,14 +228,7 @@ class Broker:
         """
         if not self.ready or self._declared is None:
             raise BrokerUnavailable("broker not connected")
-        target = self._exchange(exchange)
-        try:
-            async with asyncio.timeout(timeout):
-                confirm = await target.publish(
-                    message, routing_key, mandatory=True, timeout=timeout
-                )
-        except PUBLISH_ERRORS as exc:
-            raise BrokerUnavailable(f"publish not confirmed: {type(exc).__name__}") from exc
+        confirm = await _confirmed(self._exchange(exchange), message, routing_key, timeout)
         if not isinstance(confirm, aiormq.spec.Basic.Ack):
             raise BrokerUnavailable(f"publish not confirmed: {type(confirm).__name__}")
 
@@ -245,13 +238,7 @@ class Broker:
         """Publish to ``paysync.events`` with a confirm; False when no queue was bound."""
         if not self.ready or self._events is None:
             raise BrokerUnavailable("broker not connected")
-        try:
-            async with asyncio.timeout(timeout):
-                confirm = await self._events.publish(
-                    message, routing_key, mandatory=True, timeout=timeout
-                )
-        except PUBLISH_ERRORS as exc:
-            raise BrokerUnavailable(f"publish not confirmed: {type(exc).__name__}") from exc
+        confirm = await _confirmed(self._events, message, routing_key, timeout)
         if isinstance(confirm, aiormq.abc.DeliveredMessage):
             return False
         if not isinstance(confirm, aiormq.spec.Basic.Ack):
@@ -273,3 +260,15 @@ class Broker:
             with contextlib.suppress(*PUBLISH_ERRORS):
                 await self._connection.close()
         self._up.clear()
+
+
+async def _confirmed(
+    exchange: AbstractExchange, message: aio_pika.Message, routing_key: str, timeout: float
+) -> object:
+    """Publish mandatory and return the broker's answer, all within ``timeout`` seconds
+    (a reconnecting channel included); any failure is ``BrokerUnavailable``."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await exchange.publish(message, routing_key, mandatory=True)
+    except PUBLISH_ERRORS as exc:
+        raise BrokerUnavailable(f"publish not confirmed: {type(exc).__name__}") from exc
