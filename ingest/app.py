@@ -12,39 +12,38 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
-import aio_pika
 import asyncpg
 import structlog
 from aiohttp import web
 
 from ingest.api import build_api
-from paysync.amqp import INBOUND_ROUTING_KEY, Broker
+from ingest.http import (
+    BROKER,
+    CLOCK,
+    METRICS,
+    REGISTRY,
+    REPLAYS,
+    SETTINGS,
+    Clock,
+    ClockHolder,
+    Rejected,
+    check_json,
+    media_type,
+    publish_envelope,
+    read_body,
+    reject,
+)
+from ingest.replay import ReplayGuard
+from ingest.returns import receive_return
+from paysync.amqp import Broker
 from paysync.errors import AuthenticationError, BrokerUnavailable
 from paysync.logging import get_logger
 from paysync.metrics import CONTENT_TYPE, UNKNOWN, Metrics
-from paysync.settings import Settings
-from providers.base import ProviderAdapter
+from paysync.settings import ProviderAccount, Settings
+from providers.base import ProviderAdapter, Verified
 from schemas.envelope import Envelope, EnvelopeKind
 
 log = get_logger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-class _ClockHolder:
-    """AppKey needs a class; this wraps the injectable clock."""
-
-    __slots__ = ("now",)
-
-    def __init__(self, now: Clock) -> None:
-        self.now = now
-
-
-SETTINGS = web.AppKey("settings", Settings)
-BROKER = web.AppKey("broker", Broker)
-REGISTRY = web.AppKey("registry", Mapping[str, ProviderAdapter])
-CLOCK = web.AppKey("clock", _ClockHolder)
-METRICS = web.AppKey("metrics", Metrics)
 
 
 def utc_now() -> datetime:
@@ -68,9 +67,14 @@ def build_app(
     app[SETTINGS] = settings
     app[BROKER] = broker
     app[REGISTRY] = registry
-    app[CLOCK] = _ClockHolder(clock)
+    app[CLOCK] = ClockHolder(clock)
     app[METRICS] = metrics
+    app[REPLAYS] = ReplayGuard(
+        settings.ingest.replay_window_seconds, settings.ingest.replay_cache_size
+    )
     app.router.add_post("/webhooks/{provider}/{account}", receive_callback)
+    app.router.add_route("GET", "/return/{provider}/{account}", receive_return)
+    app.router.add_route("POST", "/return/{provider}/{account}", receive_return)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -88,10 +92,6 @@ async def _bind_request_context(request: web.Request, handler: Handler) -> web.S
         return await handler(request)
 
 
-def reject(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
-
-
 async def receive_callback(request: web.Request) -> web.StreamResponse:
     provider, account_name = request.match_info["provider"], request.match_info["account"]
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
@@ -106,58 +106,70 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
         return reject(404, reason)
     structlog.contextvars.bind_contextvars(provider=provider, account=account_name)
     counted = metrics.callbacks.labels
-
     received_at = request.app[CLOCK].now()
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        counted(provider, account_name, "rejected", "body_too_large").inc()
-        log.info("callback_rejected", reason="body_too_large")
-        return reject(413, "body_too_large")
-    try:
-        verified = adapter.verify_callback(account, request.headers, body, received_at)
-    except AuthenticationError as exc:
+        envelope, verified = await _authenticate(request, adapter, account, received_at)
+    except Rejected as exc:
         counted(provider, account_name, "rejected", exc.reason).inc()
         log.info("callback_rejected", reason=exc.reason)
-        return reject(401, exc.reason)
-
-    envelope = Envelope(
-        message_id=str(uuid.uuid4()),
-        kind=EnvelopeKind.CALLBACK,
-        provider=provider,
-        account=account_name,
-        received_at=received_at,
-        body=body,
-        content_type=request.headers.get("Content-Type", "application/octet-stream"),
-        verified_by=verified.secret_ref,
-        http_headers=verified.http_headers,
-    )
+        return reject(exc.status, exc.reason)
     try:
         with metrics.publish_confirm_seconds.time():
-            await _publish(request.app[BROKER], envelope, settings.ingest.confirm_timeout_seconds)
+            await publish_envelope(request.app[BROKER], envelope, settings)
     except BrokerUnavailable as exc:
         counted(provider, account_name, "unconfirmed", "broker_unavailable").inc()
         log.warning("callback_unconfirmed", error=str(exc), message_id=envelope.message_id)
         return reject(503, "broker_unavailable")
+    if verified.replay_key is not None:
+        request.app[REPLAYS].remember(f"{provider}/{account_name}/{verified.replay_key}")
     counted(provider, account_name, "accepted", "").inc()
     metrics.verified_by.labels(provider, account_name, verified.secret_ref).inc()
-    log.info("callback_accepted", message_id=envelope.message_id, verified_by=verified.secret_ref)
+    log.info(
+        "callback_accepted",
+        message_id=envelope.message_id,
+        verified_by=verified.secret_ref,
+        variant=verified.variant or None,
+    )
     ack = adapter.callback_ack
     return web.Response(status=ack.status, body=ack.body, content_type=ack.content_type)
 
 
-async def _publish(broker: Broker, envelope: Envelope, timeout: float) -> None:
-    message = aio_pika.Message(
-        envelope.body,
-        headers=envelope.amqp_headers(),
-        message_id=envelope.message_id,
-        content_type=envelope.content_type,
-        timestamp=envelope.received_at,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+async def _authenticate(
+    request: web.Request,
+    adapter: ProviderAdapter,
+    account: ProviderAccount,
+    received_at: datetime,
+) -> tuple[Envelope, Verified]:
+    """Check, in order: media type (415), size (413), the provider's scheme (401), a
+    replayed delivery id (409), a readable body (400). Raise ``Rejected`` on the first miss."""
+    kind = media_type(request)
+    if kind is not None and kind not in adapter.callback_media_types:
+        raise Rejected(415, "unsupported_media_type")
+    body = await read_body(request)
+    try:
+        verified = adapter.verify_callback(account, request.headers, body, received_at)
+    except AuthenticationError as exc:
+        raise Rejected(401, exc.reason) from None
+    key = verified.replay_key
+    if key is not None and request.app[REPLAYS].seen(f"{adapter.name}/{_account(request)}/{key}"):
+        raise Rejected(409, "replayed_delivery")
+    check_json(body)
+    envelope = Envelope(
+        message_id=str(uuid.uuid4()),
+        kind=EnvelopeKind.CALLBACK,
+        provider=adapter.name,
+        account=_account(request),
+        received_at=received_at,
+        body=body,
+        content_type=request.headers.get("Content-Type", "application/json"),
+        verified_by=verified.secret_ref,
+        http_headers=verified.http_headers,
     )
-    await broker.publish(
-        broker.topology.inbound_exchange, message, INBOUND_ROUTING_KEY, timeout=timeout
-    )
+    return envelope, verified
+
+
+def _account(request: web.Request) -> str:
+    return request.match_info["account"]
 
 
 async def healthz(_request: web.Request) -> web.Response:

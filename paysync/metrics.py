@@ -31,6 +31,13 @@ class Metrics:
             ["provider", "account", "secret_ref"],
             registry=r,
         )
+        self.returns = Counter(
+            "paysync_returns_total",
+            "Customer return-URL redirects, by provider, account, outcome"
+            " (accepted|rejected|unconfirmed) and reason code",
+            ["provider", "account", "outcome", "reason"],
+            registry=r,
+        )
         self.publish_confirm_seconds = Histogram(
             "paysync_publish_confirm_seconds",
             "Time from publish to the broker's confirm, for inbound envelopes",
@@ -39,7 +46,8 @@ class Metrics:
         )
         self.observations = Counter(
             "paysync_observations_total",
-            "Observations handled by the worker, by provider and outcome (applied|stale|duplicate)",
+            "Observations handled by the worker, by provider and outcome"
+            " (applied|stale|duplicate|anomaly|hint|unmatched_hint)",
             ["provider", "outcome"],
             registry=r,
         )

@@ -90,6 +90,15 @@ class ProviderAccount(_Model):
 
     secrets: list[SecretRef] = Field(min_length=1)
 
+    def all_secrets(self) -> list[Secret]:
+        """Every secret of the account, in any field (some providers have several kinds)."""
+        found: list[Secret] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            items = value if isinstance(value, list | tuple) else [value]
+            found.extend(v for v in items if isinstance(v, Secret))
+        return found
+
 
 class IngestSettings(_Model):
     host: str = "0.0.0.0"
@@ -97,6 +106,10 @@ class IngestSettings(_Model):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     confirm_timeout_seconds: float = Field(default=5.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A signed delivery id (Plural's webhook-id) seen within this window is refused (409).
+    # Longer than any provider's timestamp tolerance, so a replay is stale or refused.
+    replay_window_seconds: float = Field(default=900.0, gt=0)
+    replay_cache_size: int = Field(default=100_000, ge=1)
 
 
 class WorkerSettings(_Model):
@@ -137,7 +150,9 @@ class Settings(_Model):
 
     def secrets(self) -> list[Secret]:
         """Every resolved secret, so log output can be scrubbed of them."""
-        found = [s for accts in self.accounts.values() for a in accts.values() for s in a.secrets]
+        found = [
+            s for accts in self.accounts.values() for a in accts.values() for s in a.all_secrets()
+        ]
         return found + list(self.api.tokens)
 
     def secret_values(self) -> list[str]:

@@ -11,10 +11,13 @@ from schemas.mapping import StatusMapping
 
 REGISTRY: Mapping[str, ProviderAdapter] = {
     ccpayment.NAME: ccpayment.ADAPTER,
+    hdfc.NAME: hdfc.ADAPTER,
+    paycore.NAME: paycore.ADAPTER,
+    plural.NAME: plural.ADAPTER,
 }
 
 
-# Status mappings of every provider, including those whose adapters are not built yet.
+# Status mappings of every provider (the fold's policy reads them).
 MAPPINGS: Mapping[str, StatusMapping] = {
     m.provider: m for m in (ccpayment.MAPPING, paycore.MAPPING, hdfc.MAPPING, plural.MAPPING)
 }

@@ -3,27 +3,50 @@
 An adapter is pure: it verifies a request against its provider's scheme, parses an
 authenticated body into observations and says how to acknowledge. It does no I/O, so
 ingest, worker, simulator and tests share it without a network.
+
+Two entry points may exist per provider:
+
+- the server-to-server **callback** (``POST /webhooks/{provider}/{account}``):
+  ``verify_callback`` then, in the worker, ``parse_callback``;
+- the customer's **return URL** (``GET|POST /return/{provider}/{account}``), for providers
+  whose redirect is signed (``returns`` is not ``None``): ``verify_return`` then, in the
+  worker, ``parse_return``. A return URL is a hint, never a fact: it names an order and
+  asks for an immediate status poll; it never changes a payment's status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import parse_qsl
 
+from pydantic import Field
+
+from paysync.errors import MalformedMessage
 from paysync.settings import ProviderAccount
 from schemas.envelope import Envelope
 from schemas.observation import Observation
+from schemas.status import Status
+
+JSON_MEDIA_TYPES = frozenset({"application/json"})
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Verified:
-    """A request passed verification; ``secret_ref`` names which secret matched."""
+    """A callback passed verification; ``secret_ref`` names which secret matched."""
 
     secret_ref: str
-    # Request headers the parser needs later; they travel in the envelope.
-    http_headers: Mapping[str, str]
+    # Request headers the parser needs later; they travel in the envelope. Never credentials.
+    http_headers: Mapping[str, str] = field(default_factory=dict)
+    # Which variant of the scheme matched (a key encoding, a string encoding), when the
+    # provider's documentation leaves a choice open; logged with the acceptance.
+    variant: str = ""
+    # A provider-assigned delivery id that is signed (Plural's ``webhook-id``): ingest
+    # refuses a second request with the same id within its replay window.
+    replay_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,6 +54,62 @@ class Ack:
     status: int
     body: bytes
     content_type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedReturn:
+    """A return-URL request whose signature matched."""
+
+    secret_ref: str
+    variant: str = ""
+    # The order id the redirect names (provider's or merchant's, as the provider sends it).
+    order_id: str
+    # What the redirect claims, raw and mapped. Used only to choose the page the customer
+    # sees; never applied to the payment.
+    provider_status: str
+    status: Status | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReturnHint:
+    """What the worker learns from a verified return URL: which order to poll now.
+
+    At least one of ``merchant_ref`` and ``provider_ref`` is set; the worker finds the
+    payment by the first it has (Plural's redirect carries only its own order id).
+    """
+
+    provider: str
+    account: str
+    merchant_ref: str | None
+    provider_ref: str | None
+    provider_status: str
+    observed_at: datetime
+    dedup_key: str
+
+
+class ReturnPagesAccount(ProviderAccount):
+    """An account of a provider with signed return URLs: where to send the customer.
+
+    ``GET|POST /return/{provider}/{account}`` answers ``303`` to one of these pages with
+    ``?status=`` appended; while neither is set the route answers ``404``.
+    """
+
+    return_success_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    return_failure_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+
+
+class ReturnUrlScheme(Protocol):
+    def verify_return(
+        self, account: ProviderAccount, params: Mapping[str, str], now: datetime
+    ) -> VerifiedReturn:
+        """Check a redirect's parameters (query or form fields, decoded once) or raise
+        ``AuthenticationError(reason)``."""
+        ...
+
+    def parse_return(self, envelope: Envelope) -> ReturnHint:
+        """The hint carried by a verified redirect (``envelope.body`` is the raw query string
+        or form body) or raise ``MalformedMessage``."""
+        ...
 
 
 class ProviderAdapter(Protocol):
@@ -43,6 +122,16 @@ class ProviderAdapter(Protocol):
     @property
     def callback_ack(self) -> Ack: ...
 
+    @property
+    def callback_media_types(self) -> frozenset[str]:
+        """Content-Type media types a callback may carry (compared without parameters)."""
+        ...
+
+    @property
+    def returns(self) -> ReturnUrlScheme | None:
+        """The return-URL scheme, or ``None`` when the provider's redirect is not signed."""
+        ...
+
     def verify_callback(
         self,
         account: ProviderAccount,
@@ -54,5 +143,28 @@ class ProviderAdapter(Protocol):
         ...
 
     def parse_callback(self, envelope: Envelope) -> list[Observation]:
-        """Turn an authenticated body into observations or raise ``MalformedMessage``."""
+        """Turn an authenticated body into observations or raise ``MalformedMessage``.
+
+        An empty list means the callback is authentic but about nothing paysync tracks
+        (a payout, say): the worker records nothing and acks."""
         ...
+
+
+def parse_form(raw: bytes) -> dict[str, str]:
+    """Decode a query string or ``application/x-www-form-urlencoded`` body exactly once.
+
+    Ingest and the worker both use this, so the parameters verified are the parameters
+    parsed. Blank values are kept (they were signed); a repeated key or bytes that are not
+    UTF-8 raise ``MalformedMessage``.
+    """
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedMessage(f"parameters are not UTF-8 form data: {exc}") from None
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise MalformedMessage(f"parameter {key!r} is repeated")
+        params[key] = value
+    return params

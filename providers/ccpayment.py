@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import Field
 
-from paysync.errors import AuthenticationError, MalformedMessage
+from paysync.errors import AuthenticationError
 from paysync.settings import ProviderAccount
-from providers.base import Ack, Verified
+from providers.base import JSON_MEDIA_TYPES, Ack, ReturnUrlScheme, Verified
+from providers.payload import load_json_object, money, required_header, required_text
 from schemas.envelope import Envelope
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
@@ -63,6 +62,9 @@ class CCPaymentAdapter:
     name = NAME
     account_model = CCPaymentAccount
     callback_ack = Ack(status=200, body=b"success", content_type="text/plain")
+    callback_media_types = JSON_MEDIA_TYPES
+    # CCPayment's hosted page does not sign its redirect back to the merchant.
+    returns: ReturnUrlScheme | None = None
 
     def verify_callback(
         self,
@@ -73,7 +75,7 @@ class CCPaymentAdapter:
     ) -> Verified:
         assert isinstance(account, CCPaymentAccount)
         app_id, timestamp, given = (
-            _header(headers, h) for h in (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
+            required_header(headers, h) for h in (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
         )
         if not hmac.compare_digest(app_id.encode(), account.app_id.encode()):
             raise AuthenticationError("foreign_app_id")
@@ -89,10 +91,12 @@ class CCPaymentAdapter:
         raise AuthenticationError("bad_signature")
 
     def parse_callback(self, envelope: Envelope) -> list[Observation]:
-        doc = _load_object(envelope.body)
-        merchant_ref = _field(doc.get("extend"), "merchant_order_id", "extend.merchant_order_id")
-        record_id = _field(doc, "record_id")
-        pay_status = _field(doc, "pay_status")
+        doc = load_json_object(envelope.body)
+        merchant_ref = required_text(
+            doc.get("extend"), "merchant_order_id", "extend.merchant_order_id"
+        )
+        record_id = required_text(doc, "record_id", "record_id")
+        pay_status = required_text(doc, "pay_status", "pay_status")
         common: dict[str, Any] = {
             "source": Source.CALLBACK,
             "provider": NAME,
@@ -102,7 +106,7 @@ class CCPaymentAdapter:
             "observed_at": envelope.received_at,
             "record_id": record_id,
             "provider_status": pay_status,
-            "amount_due": _money(doc, "order_amount"),
+            "amount_due": money(doc, "order_amount", "order_amount"),
             "currency": doc.get("crypto") if isinstance(doc.get("crypto"), str) else None,
         }
         if pay_status == "success":
@@ -110,7 +114,7 @@ class CCPaymentAdapter:
                 Observation(
                     kind=Kind.CREDIT,
                     dedup_key=f"{NAME}:{envelope.account}:credit:{record_id}",
-                    amount=_money(doc, "paid_amount", required=True),
+                    amount=money(doc, "paid_amount", "paid_amount", required=True),
                     **common,
                 )
             ]
@@ -126,41 +130,3 @@ class CCPaymentAdapter:
 
 
 ADAPTER = CCPaymentAdapter()
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    value = headers.get(name)
-    if not value:
-        raise AuthenticationError("missing_header", name)
-    return value
-
-
-def _load_object(body: bytes) -> dict[str, Any]:
-    try:
-        # Amounts are decimal strings in the docs; parse_float keeps stray numbers exact too.
-        doc = json.loads(body, parse_float=Decimal)
-    except (ValueError, RecursionError) as exc:
-        raise MalformedMessage(f"body is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise MalformedMessage("body is not a JSON object")
-    return doc
-
-
-def _field(doc: object, key: str, label: str | None = None) -> str:
-    value = doc.get(key) if isinstance(doc, dict) else None
-    if not isinstance(value, str) or not value:
-        raise MalformedMessage(f"{label or key} is missing or not a string")
-    return value
-
-
-def _money(doc: Mapping[str, Any], key: str, *, required: bool = False) -> Decimal | None:
-    raw = doc.get(key)
-    if raw is None and not required:
-        return None
-    try:
-        value = Decimal(str(raw)) if isinstance(raw, str | int | Decimal) else None
-    except InvalidOperation:
-        value = None
-    if value is None or not value.is_finite() or value < 0:
-        raise MalformedMessage(f"{key} is not a non-negative decimal amount")
-    return value

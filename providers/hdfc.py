@@ -1,14 +1,54 @@
-"""HDFC SmartGateway (Juspay): the status mapping (design §5, providers/hdfc_smartgateway.md).
+"""HDFC SmartGateway (Juspay): webhook credentials and parsing, the signed return URL, and
+the status mapping (design §5 and §8, providers/hdfc_smartgateway.md).
 
-The webhook/return-URL adapters and status-API client come with issue 4 / 5.
+Two inbound schemes:
+
+- **Webhooks** carry no body signature. Juspay sends the username and password set in the
+  dashboard as HTTP Basic credentials; the JSON body is an envelope whose
+  ``content.order`` is the full order object (the same shape as the Order Status API).
+- **Return URL** (the customer's browser, GET query or POST form) is signed with
+  ``validateHMAC_SHA256``: every parameter except ``signature`` and
+  ``signature_algorithm``, each key and value percent-encoded, sorted by encoded key,
+  joined ``k=v&...``, the whole string percent-encoded again, HMAC-SHA256 keyed with the
+  dashboard Response Key's UTF-8 bytes, standard base64. The encoding flavour is not
+  documented, so we try three variants (design §8) and record which one matched.
+
+Amounts are rupees as decimals, never paise.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, quote_plus, unquote
+
+from pydantic import Field
+
+from paysync.errors import AuthenticationError, MalformedMessage
+from paysync.settings import ProviderAccount, SecretRef
+from providers.base import (
+    JSON_MEDIA_TYPES,
+    Ack,
+    ReturnHint,
+    ReturnPagesAccount,
+    ReturnUrlScheme,
+    Verified,
+    VerifiedReturn,
+    parse_form,
+)
+from providers.payload import load_json_object, money, optional_text, required_text
+from schemas.envelope import Envelope
 from schemas.mapping import StatusMapping
+from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 
 NAME = "hdfc"
+HEADER_AUTHORIZATION = "Authorization"
 
 MAPPING = StatusMapping(
     provider=NAME,
@@ -20,14 +60,320 @@ MAPPING = StatusMapping(
         "AUTHORIZING": Status.PENDING,
         "STARTED": Status.PENDING,
         "AUTHORIZED": Status.AUTHORIZED,
+        # A capture or a void of a pre-auth is pending: the funds are still held.
+        "CAPTURE_INITIATED": Status.AUTHORIZED,
+        "VOID_INITIATED": Status.AUTHORIZED,
         # CHARGED after AUTHORIZED is a capture; the fold derives "captured" from both.
         "CHARGED": Status.PAID,
         "AUTHENTICATION_FAILED": Status.FAILED,
         "AUTHORIZATION_FAILED": Status.FAILED,
         "JUSPAY_DECLINED": Status.FAILED,
+        # The capture of a pre-auth failed: no money was taken. When AUTHORIZED was seen
+        # too, the fold keeps the higher "authorized" (the hold may still be captured).
+        "CAPTURE_FAILED": Status.FAILED,
         "VOIDED": Status.CANCELLED,
         "AUTO_REFUNDED": Status.REFUNDED,
+        # Deliberately unmapped, so they change nothing and are counted as unknown
+        # vocabulary for an operator to look at (the doc's "open + alert"):
+        # VOID_FAILED ("needs review": the hold stays, the merchant wanted it released),
+        # PARTIAL_CHARGED and COD_INITIATED (ids and semantics unconfirmed),
+        # NOT_FOUND (a status-API answer about an order, not a payment state).
     },
     # A Juspay order carries several attempts: a customer's retry can still charge it.
     failure_is_final=False,
 )
+
+# Numeric ``status_id`` of each status, as the redirect and the order object carry it.
+STATUS_IDS: Mapping[str, int] = {
+    "NEW": 10,
+    "STARTED": 20,
+    "CHARGED": 21,
+    "JUSPAY_DECLINED": 22,
+    "PENDING_VBV": 23,
+    "VBV_SUCCESSFUL": 24,
+    "AUTHENTICATION_FAILED": 26,
+    "AUTHORIZATION_FAILED": 27,
+    "AUTHORIZING": 28,
+    "VOIDED": 31,
+    "VOID_INITIATED": 32,
+    "CAPTURE_INITIATED": 33,
+    "CAPTURE_FAILED": 34,
+    "VOID_FAILED": 35,
+    "AUTO_REFUNDED": 36,
+    "NOT_FOUND": 40,
+}
+
+
+class HdfcAccount(ReturnPagesAccount):
+    """``secrets`` are the webhook passwords (several during a rotation)."""
+
+    webhook_username: str = Field(min_length=1)
+    # Dashboard Response Keys that sign the return URL (several during a rotation).
+    response_keys: list[SecretRef] = Field(default_factory=list)
+    # Juspay's merchant id, sent as ``x-merchantid`` to the status API.
+    merchant_id: str | None = None
+
+
+def api_authorization(api_key: str) -> str:
+    """The ``Authorization`` header for Juspay's APIs: the key as a Basic username with an
+    empty password (the documented form; the Node kit's colon-less variant is wrong)."""
+    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
+
+
+# --- return-URL signature -----------------------------------------------------------------
+
+_Encoder = Callable[[str], str]
+UNSIGNED_PARAMS = frozenset({"signature", "signature_algorithm"})
+
+
+def _form(text: str) -> str:
+    # Form style, space -> "+", as the doc's reference implementation. Java's URLEncoder
+    # and PHP's urlencode also write "+" but differ on "*" and "~" (doc open question 1).
+    return quote_plus(text, safe="")
+
+
+def _rfc3986(text: str) -> str:
+    # JS strictEncode style: space -> "%20", only unreserved characters left as they are.
+    return quote(text, safe="")
+
+
+def _verbatim(text: str) -> str:
+    return text
+
+
+# name -> (per-pair encoder, whole-string encoder), in the order they are tried.
+RETURN_VARIANTS: Mapping[str, tuple[_Encoder, _Encoder]] = {
+    "per_pair_form": (_form, _form),
+    "per_pair_rfc3986": (_rfc3986, _rfc3986),
+    # The HDFC Node/PHP kits skip the per-pair step (identical to per-pair while every
+    # key and value is [A-Za-z0-9._-]); PHP's urlencode is form style.
+    "joined_only": (_verbatim, _form),
+}
+
+
+def return_message(params: Mapping[str, str], variant: str = "per_pair_form") -> str:
+    """The string that is HMACed: step 5 of ``validateHMAC_SHA256``."""
+    per_pair, whole = RETURN_VARIANTS[variant]
+    pairs = sorted(
+        ((per_pair(k), per_pair(v)) for k, v in params.items() if k not in UNSIGNED_PARAMS),
+        key=lambda pair: pair[0],
+    )
+    return whole("&".join(f"{k}={v}" for k, v in pairs))
+
+
+def sign_return(params: Mapping[str, str], key: str, variant: str = "per_pair_form") -> str:
+    """The base64 ``signature`` of a redirect's parameters under one encoding variant."""
+    message = return_message(params, variant).encode("ascii")
+    return base64.b64encode(hmac.new(key.encode(), message, hashlib.sha256).digest()).decode()
+
+
+def received_signature(raw: str) -> str:
+    """The signature as signed, from the value the form decoder gave us.
+
+    Juspay double-encodes it in the URL, so one more percent-decoding is due; ``unquote``
+    (not ``unquote_plus``) keeps base64's ``+``. A space can only be a ``+`` that a form
+    decoder read from a singly-encoded value.
+    """
+    value = raw
+    for _ in range(2):
+        if "%" not in value:
+            break
+        value = unquote(value)
+    return value.replace(" ", "+")
+
+
+class HdfcReturns:
+    """The signed return URL (``ReturnUrlScheme``)."""
+
+    def verify_return(
+        self, account: ProviderAccount, params: Mapping[str, str], now: datetime
+    ) -> VerifiedReturn:
+        assert isinstance(account, HdfcAccount)
+        if not account.response_keys:
+            raise AuthenticationError("return_not_configured")
+        given = _required(params.get("signature"), "signature")
+        order_id = _required(_order_id(params), "order_id")
+        status = _required(params.get("status"), "status")
+        given_bytes = received_signature(given).encode()
+        # Every key under every variant (no early exit); the first match in order wins.
+        matches = [
+            (key.ref, variant)
+            for variant in RETURN_VARIANTS
+            for key in account.response_keys
+            if hmac.compare_digest(sign_return(params, key.reveal(), variant).encode(), given_bytes)
+        ]
+        if not matches:
+            raise AuthenticationError("bad_signature")
+        ref, variant = matches[0]
+        return VerifiedReturn(
+            secret_ref=ref,
+            variant=variant,
+            order_id=order_id,
+            provider_status=status,
+            status=MAPPING.canonical(status),
+        )
+
+    def parse_return(self, envelope: Envelope) -> ReturnHint:
+        params = parse_form(envelope.body)
+        order_id, status = _order_id(params), params.get("status")
+        if not order_id:
+            raise MalformedMessage("return parameters carry no order_id")
+        if not status:
+            raise MalformedMessage("return parameters carry no status")
+        return ReturnHint(
+            provider=NAME,
+            account=envelope.account,
+            # Juspay's order_id is the id the merchant chose when creating the order.
+            merchant_ref=order_id,
+            provider_ref=None,
+            provider_status=status,
+            observed_at=envelope.received_at,
+            dedup_key=f"{NAME}:{envelope.account}:{order_id}:return:{status}",
+        )
+
+
+def _order_id(params: Mapping[str, str]) -> str | None:
+    # The kits fall back to camelCase; either way the value is covered by the signature.
+    return params.get("order_id") or params.get("orderId")
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise AuthenticationError("missing_parameter", name)
+    return value
+
+
+# --- webhooks -----------------------------------------------------------------------------
+
+
+class HdfcAdapter:
+    name = NAME
+    account_model = HdfcAccount
+    callback_ack = Ack(status=200, body=b"", content_type="text/plain")
+    callback_media_types = JSON_MEDIA_TYPES
+    returns: ReturnUrlScheme | None = HdfcReturns()
+
+    def verify_callback(
+        self,
+        account: ProviderAccount,
+        headers: Mapping[str, str],
+        body: bytes,
+        now: datetime,
+    ) -> Verified:
+        """HTTP Basic against the webhook username and every configured password.
+
+        There is no timestamp and no body signature: replays are absorbed by dedup, and
+        the status API confirms before anything is fulfilled (design §6).
+        """
+        assert isinstance(account, HdfcAccount)
+        username, password = _basic_credentials(headers.get(HEADER_AUTHORIZATION))
+        user_ok = hmac.compare_digest(username, account.webhook_username.encode())
+        # Both parts are compared for every password, so timing tells nothing about which
+        # part was wrong.
+        matching = [
+            secret.ref
+            for secret in account.secrets
+            if hmac.compare_digest(password, secret.reveal().encode()) and user_ok
+        ]
+        if not matching:
+            raise AuthenticationError("bad_credentials")
+        return Verified(secret_ref=matching[0])
+
+    def parse_callback(self, envelope: Envelope) -> list[Observation]:
+        doc = load_json_object(envelope.body)
+        if "JWT" in doc:
+            raise MalformedMessage(
+                "JWT/JWE webhooks are not supported; configure Basic-auth JSON webhooks"
+            )
+        content = doc.get("content")
+        order = content.get("order") if isinstance(content, dict) else None
+        if not isinstance(order, dict):
+            raise MalformedMessage("content.order is missing or not an object")
+        order_id = required_text(order, "order_id", "content.order.order_id")
+        status = required_text(order, "status", "content.order.status")
+        common: dict[str, Any] = {
+            "source": Source.CALLBACK,
+            "provider": NAME,
+            "account": envelope.account,
+            "merchant_ref": order_id,
+            "provider_ref": optional_text(order, "id"),
+            "amount_due": money(order, "amount", "amount"),
+            "currency": optional_text(order, "currency"),
+        }
+        observed_at = _utc(doc.get("date_created")) or envelope.received_at
+        status_observation = Observation(
+            kind=Kind.STATUS,
+            dedup_key=f"{NAME}:{envelope.account}:{order_id}:status:{status}",
+            observed_at=observed_at,
+            # An unknown status is recorded as-is and changes nothing.
+            status=MAPPING.canonical(status),
+            provider_status=status,
+            **common,
+        )
+        refunds = _refunds(order, f"{NAME}:{envelope.account}:{order_id}", observed_at, common)
+        return [status_observation, *refunds]
+
+
+ADAPTER = HdfcAdapter()
+
+
+def _basic_credentials(header: str | None) -> tuple[bytes, bytes]:
+    """``(username, password)`` bytes of a Basic ``Authorization`` header."""
+    if not header:
+        raise AuthenticationError("missing_header", HEADER_AUTHORIZATION)
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not token.strip():
+        raise AuthenticationError("bad_credentials", "not Basic credentials")
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise AuthenticationError("bad_credentials", "credentials are not base64") from None
+    username, colon, password = decoded.partition(b":")
+    if not colon:
+        raise AuthenticationError("bad_credentials", "credentials have no colon")
+    return username, password
+
+
+def _refunds(
+    order: Mapping[str, Any], key_prefix: str, observed_at: datetime, common: Mapping[str, Any]
+) -> list[Observation]:
+    """One observation per successful refund; the status API shows the same entries, so
+    the key is the refund's own id, never a running total."""
+    entries = order.get("refunds")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise MalformedMessage("content.order.refunds is not a list")
+    found = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise MalformedMessage("content.order.refunds has an entry that is not an object")
+        # PENDING, FAILURE and MANUAL_REVIEW move no money (yet).
+        if entry.get("status") != "SUCCESS":
+            continue
+        request_id = required_text(entry, "unique_request_id", "refunds[].unique_request_id")
+        found.append(
+            Observation(
+                kind=Kind.REFUND,
+                dedup_key=f"{key_prefix}:refund:{request_id}",
+                observed_at=_utc(entry.get("created")) or observed_at,
+                provider_status="SUCCESS",
+                record_id=request_id,
+                amount=money(entry, "amount", "amount", required=True),
+                **common,
+            )
+        )
+    return found
+
+
+def _utc(value: object) -> datetime | None:
+    """An ISO-8601 time as aware UTC; Juspay states UTC, so a naive one is read as UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

@@ -1,14 +1,39 @@
-"""PayCore.io (Corefy): the status mapping (design §5, providers/paycore.md).
+"""PayCore.io (Corefy): callback signature, invoice parsing, acknowledgement and status mapping.
 
-The callback adapter (``X-Signature``) and status-API client come with issue 4 / 5.
+Scheme (providers/paycore.md): ``X-Signature`` = standard base64 of the raw SHA-1 digest of
+``secret + raw_body + secret`` (a plain hash, not an HMAC). The secret is the ``sk_live_`` or
+``sk_test_`` key of the mode the invoice was created in. Nothing else is signed (no
+timestamp, no nonce): a replay is absorbed by the inbox key and the fold (design §8).
+
+A callback is the invoice's JSON:API document (``data.type`` = ``payment-invoices``), the
+same document the private API returns. PayCore reports statuses, not money movements, so
+each document is one status observation, keyed by (invoice id, status, ``updated``).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field
+
+from paysync.errors import AuthenticationError, MalformedMessage
+from paysync.settings import ProviderAccount, Secret, SecretRef
+from providers.base import JSON_MEDIA_TYPES, Ack, ReturnUrlScheme, Verified
+from providers.payload import load_json_object, money, required_text
+from schemas.envelope import Envelope
 from schemas.mapping import StatusMapping
+from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 
 NAME = "paycore"
+HEADER_SIGNATURE = "X-Signature"
+PAYMENT_INVOICES = "payment-invoices"
 
 MAPPING = StatusMapping(
     provider=NAME,
@@ -17,6 +42,8 @@ MAPPING = StatusMapping(
         "processing": Status.PENDING,
         "process_pending": Status.PENDING,
         "process_error": Status.PENDING,
+        # A verify-only flow moves no money; "the invoice exists" is all it says.
+        "verified": Status.PENDING,
         "processed": Status.PAID,
         # Final: the customer paid less than the invoice amount and that part succeeded.
         "partially_processed": Status.UNDERPAID,
@@ -24,11 +51,165 @@ MAPPING = StatusMapping(
         "verify_failed": Status.FAILED,
         "expired": Status.EXPIRED,
         "terminated": Status.EXPIRED,
+        # PayCore refunds only a successful payment, so every refund-side state says the
+        # payment was made; none of them may lower or change a paid payment. A failed or
+        # pending refund leaves it paid. (A refund of a partially processed invoice is
+        # caught in the parser and stays underpaid: see _canonical.)
+        "refunding": Status.PAID,
+        "refund_pending": Status.PAID,
+        "refund_error": Status.PAID,
+        "refund_failed": Status.PAID,
         "partially_refunded": Status.PARTIALLY_REFUNDED,
         "refunded": Status.REFUNDED,
         "charged_back": Status.CHARGED_BACK,
+        # There is no canonical partial chargeback: any disputed money is the fact operators
+        # must see, and charged_back is the only status above the refunds.
         "partially_charged_back": Status.CHARGED_BACK,
     },
     # process_failed is final per PayCore's status list: set after the last attempt.
     failure_is_final=True,
 )
+
+_REFUND_SIDE = frozenset({"refunding", "refund_pending", "refund_error", "refund_failed"})
+# datetime cannot represent later instants; a larger `updated` is not Unix seconds.
+_MAX_UNIX_SECONDS = 253402300799
+
+
+class PayCoreAccount(ProviderAccount):
+    """``secrets`` are the live secret keys (``sk_live_...``), ``test_secrets`` the sandbox
+    ones (``sk_test_...``); several of each may be active while keys rotate."""
+
+    test_secrets: list[SecretRef] = Field(default_factory=list)
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Signature`` PayCore sends with ``body``."""
+    key = secret.encode()
+    # SHA-1 is PayCore's choice, not ours: the header cannot be checked any other way.
+    digest = hashlib.sha1(key + body + key).digest()  # noqa: S324
+    return base64.b64encode(digest).decode("ascii")
+
+
+class PayCoreAdapter:
+    name = NAME
+    account_model = PayCoreAccount
+    # PayCore counts only exactly 200 as delivered and ignores the body.
+    callback_ack = Ack(status=200, body=b"", content_type="text/plain")
+    callback_media_types = JSON_MEDIA_TYPES
+    # PayCore's return URL carries no signature.
+    returns: ReturnUrlScheme | None = None
+
+    def verify_callback(
+        self,
+        account: ProviderAccount,
+        headers: Mapping[str, str],
+        body: bytes,
+        now: datetime,
+    ) -> Verified:
+        assert isinstance(account, PayCoreAccount)
+        given = (headers.get(HEADER_SIGNATURE) or "").strip()
+        if not given:
+            raise AuthenticationError("missing_header", HEADER_SIGNATURE)
+        if not given.isascii():
+            raise AuthenticationError("bad_signature")
+        given_bytes = given.encode("ascii")
+        for variant, secrets in _candidates(account, body):
+            for secret in secrets:
+                expected = sign(secret.reveal(), body).encode("ascii")
+                if hmac.compare_digest(expected, given_bytes):
+                    return Verified(secret_ref=secret.ref, variant=variant)
+        raise AuthenticationError("bad_signature")
+
+    def parse_callback(self, envelope: Envelope) -> list[Observation]:
+        return invoice_observations(
+            load_json_object(envelope.body),
+            account=envelope.account,
+            source=Source.CALLBACK,
+            received_at=envelope.received_at,
+        )
+
+
+ADAPTER = PayCoreAdapter()
+
+
+def invoice_observations(
+    doc: Mapping[str, Any], *, account: str, source: Source, received_at: datetime
+) -> list[Observation]:
+    """The observations in one invoice document (a callback or a ``GET`` of the invoice:
+    both have this shape, and the same state yields the same ``dedup_key``).
+
+    Another resource type (``payout-invoices``) is authentic but not a payment: ``[]``.
+    No refund or credit observation is made: ``refunded_amount`` and ``processed_amount``
+    are running totals that the fold would add up again from every callback; the
+    ``refunded`` / ``partially_refunded`` statuses carry the refund.
+    """
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise MalformedMessage("data is missing or not a JSON:API resource object")
+    if required_text(data, "type", "data.type") != PAYMENT_INVOICES:
+        return []
+    invoice_id = required_text(data, "id", "data.id")
+    attributes = data.get("attributes")
+    if not isinstance(attributes, dict):
+        raise MalformedMessage("data.attributes is missing or not an object")
+    status = required_text(attributes, "status", "attributes.status")
+    updated = _unix_seconds(attributes.get("updated"))
+    stamp = "" if updated is None else str(updated)
+    currency = attributes.get("currency")
+    return [
+        Observation(
+            kind=Kind.STATUS,
+            source=source,
+            provider=NAME,
+            account=account,
+            merchant_ref=required_text(attributes, "reference_id", "attributes.reference_id"),
+            # PayCore resends an invoice's state (retries, batching, manual resends): the
+            # same (id, status, updated) is one fact, a later `updated` a new one.
+            dedup_key=f"{NAME}:{account}:{invoice_id}:{status}:{stamp}",
+            observed_at=received_at if updated is None else datetime.fromtimestamp(updated, UTC),
+            provider_ref=invoice_id,
+            status=_canonical(status, attributes),
+            provider_status=status,
+            amount_due=money(attributes, "amount", "attributes.amount"),
+            currency=currency if isinstance(currency, str) and currency else None,
+        )
+    ]
+
+
+def _canonical(provider_status: str, attributes: Mapping[str, Any]) -> Status | None:
+    """The mapped status, except that a refund-side state of an invoice that was only
+    partly processed implies ``underpaid``, not ``paid``."""
+    if provider_status in _REFUND_SIDE:
+        processed = money(attributes, "processed_amount", "attributes.processed_amount")
+        due = money(attributes, "payment_amount", "attributes.payment_amount")
+        due = money(attributes, "amount", "attributes.amount") if due is None else due
+        if processed is not None and due is not None and processed < due:
+            return Status.UNDERPAID
+    return MAPPING.canonical(provider_status)
+
+
+def _candidates(account: PayCoreAccount, body: bytes) -> list[tuple[str, list[Secret]]]:
+    """The account's secrets by mode, the mode the body claims first (design §8)."""
+    live = ("live", list(account.secrets))
+    test = ("test", list(account.test_secrets))
+    return [test, live] if _claims_test_mode(body) else [live, test]
+
+
+def _claims_test_mode(body: bytes) -> bool:
+    """``data.attributes.test_mode`` of a body not yet authenticated: it only orders the
+    attempts, so anything unreadable simply means "live first"."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    data = doc.get("data") if isinstance(doc, dict) else None
+    attributes = data.get("attributes") if isinstance(data, dict) else None
+    return isinstance(attributes, dict) and attributes.get("test_mode") is True
+
+
+def _unix_seconds(raw: object) -> int | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= _MAX_UNIX_SECONDS:
+        raise MalformedMessage("attributes.updated is not Unix seconds")
+    return raw

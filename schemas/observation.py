@@ -24,6 +24,8 @@ class Kind(StrEnum):
     REFUND = "refund"
     CHARGEBACK = "chargeback"
     CLOCK = "clock"
+    # A verified return URL: asks for a status poll, recorded in the inbox, never folded.
+    HINT = "hint"
 
 
 class Source(StrEnum):

@@ -12,7 +12,15 @@ from decimal import Decimal
 
 import orjson
 
-from providers.ccpayment import HEADER_APP_ID, HEADER_SIGN, HEADER_TIMESTAMP, sign
+from paysync.settings import ProviderAccount
+from providers.ccpayment import (
+    HEADER_APP_ID,
+    HEADER_SIGN,
+    HEADER_TIMESTAMP,
+    CCPaymentAccount,
+    sign,
+)
+from simulator.base import Lifecycle, Request, ReturnSimulator
 
 CONTRACT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 
@@ -97,3 +105,54 @@ def lifecycle(
 def _id() -> str:
     # CCPayment ids are 33-digit strings.
     return "".join(secrets.choice("0123456789") for _ in range(33))
+
+
+class CCPaymentSimulator:
+    """CCPayment as paysync sees it: per-transaction webhooks, signed with a timestamp."""
+
+    name = "ccpayment"
+    signs_timestamp = True
+    required_headers = (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
+    # CCPayment's hosted page does not sign its redirect.
+    returns: ReturnSimulator | None = None
+
+    def callback_body(self, merchant_ref: str, *, now: int) -> bytes:
+        amount = Decimal("25.00")
+        return webhook_body(
+            merchant_ref=merchant_ref,
+            record_id=_id(),
+            order_id=_id(),
+            order_amount=amount,
+            paid_amount=amount,
+        )
+
+    def sign_callback(self, account: ProviderAccount, body: bytes, *, now: int) -> dict[str, str]:
+        assert isinstance(account, CCPaymentAccount)
+        return signed(account.app_id, account.secrets[0].reveal(), body, now)
+
+    def lifecycle(self, account: ProviderAccount, merchant_ref: str, *, now: int) -> Lifecycle:
+        """An order paid in two parts: ``underpaid`` after the first, ``paid`` after both."""
+        assert isinstance(account, CCPaymentAccount)
+        amount = Decimal("25.00")
+        order_id = _id()
+        callbacks = []
+        for part in (Decimal("10.00"), Decimal("15.00")):
+            body = webhook_body(
+                merchant_ref=merchant_ref,
+                record_id=_id(),
+                order_id=order_id,
+                order_amount=amount,
+                paid_amount=part,
+            )
+            callbacks.append(Request(headers=self.sign_callback(account, body, now=now), body=body))
+        return Lifecycle(
+            merchant_ref=merchant_ref,
+            provider_ref=order_id,
+            amount=amount,
+            currency="USDT",
+            callbacks=callbacks,
+            statuses=["underpaid", "paid"],
+        )
+
+
+SIMULATOR = CCPaymentSimulator()

@@ -1,4 +1,4 @@
-"""Sends simulated callbacks to a running ingest over HTTP and reports what it answered."""
+"""Sends simulated provider requests to a running ingest over HTTP and reports the answers."""
 
 from __future__ import annotations
 
@@ -6,12 +6,20 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import aiohttp
+from yarl import URL
 
-from providers.ccpayment import CCPaymentAccount
-from simulator import ccpayment
+from paysync.settings import ProviderAccount
+from simulator import SIMULATORS
+from simulator.base import Request
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    # Where a redirect points (return URLs), else None.
+    location: str | None = None
 
 
 @dataclass(slots=True)
@@ -20,37 +28,48 @@ class SendReport:
     answers: Counter[int] = field(default_factory=Counter)
 
 
-async def send_ccpayment(
+async def send_request(
     session: aiohttp.ClientSession,
     base_url: str,
+    provider: str,
     account_name: str,
-    account: CCPaymentAccount,
+    request: Request,
+) -> Answer:
+    """Send one callback or redirect exactly as built (the query string is not re-encoded,
+    a redirect is not followed)."""
+    path = f"{base_url.rstrip('/')}/{request.route}/{provider}/{account_name}"
+    url = URL(f"{path}?{request.query}", encoded=True) if request.query else URL(path)
+    async with session.request(
+        request.method,
+        url,
+        data=request.body or None,
+        headers=request.headers,
+        allow_redirects=False,
+    ) as resp:
+        await resp.read()
+        return Answer(resp.status, resp.headers.get("Location"))
+
+
+async def send_lifecycles(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    provider: str,
+    account_name: str,
+    account: ProviderAccount,
     *,
     payments: int,
-    partial: bool = False,
     repeat: int = 1,
-    amount: Decimal = Decimal("25.00"),
 ) -> SendReport:
-    """Pay ``payments`` orders, each in one or two parts, sending every webhook ``repeat``
-    times (as a retrying provider would)."""
+    """Take ``payments`` orders through the provider's full lifecycle, sending every callback
+    ``repeat`` times (as a retrying provider would)."""
+    simulator = SIMULATORS[provider]
     report = SendReport()
-    url = f"{base_url.rstrip('/')}/webhooks/ccpayment/{account_name}"
-    secret = account.secrets[0].reveal()
     for _ in range(payments):
         merchant_ref = f"sim-{uuid.uuid4().hex[:12]}"
-        parts = [Decimal("10.00"), amount - Decimal("10.00")] if partial else [amount]
-        callbacks = ccpayment.lifecycle(
-            app_id=account.app_id,
-            app_secret=secret,
-            merchant_ref=merchant_ref,
-            amount=amount,
-            parts=parts,
-            timestamp=int(time.time()),
-        )
-        for callback in callbacks:
+        life = simulator.lifecycle(account, merchant_ref, now=int(time.time()))
+        for callback in life.callbacks:
             for _ in range(repeat):
-                async with session.post(url, data=callback.body, headers=callback.headers) as resp:
-                    await resp.read()
-                    report.answers[resp.status] += 1
+                answer = await send_request(session, base_url, provider, account_name, callback)
+                report.answers[answer.status] += 1
         report.payments.append(merchant_ref)
     return report

@@ -14,25 +14,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from paysync.amqp import PUBLISH_ERRORS, Broker
-from paysync.errors import BrokerUnavailable, DatabaseUnavailable, Permanent, UnknownAccount
+from paysync.errors import (
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    MalformedMessage,
+    Permanent,
+    UnknownAccount,
+)
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.retry import Backoff
 from paysync.settings import WorkerSettings
-from providers.base import ProviderAdapter
+from providers.base import ProviderAdapter, ReturnUrlScheme
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, load_observations
 from worker.store import Outcome, Store
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 H_ERROR = "x-paysync-error"
 H_DEAD_AT = "x-paysync-dead-at"
@@ -105,9 +114,7 @@ class Consumer:
             structlog.contextvars.bind_contextvars(
                 provider=envelope.provider, account=envelope.account
             )
-            observations = self._parse(envelope)
-            self._note_unknown(observations)
-            outcomes = await self._apply(envelope, observations)
+            outcomes = await self._process(envelope)
         except Permanent as exc:
             await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
         except _Stopping:
@@ -134,19 +141,40 @@ class Consumer:
                     merchant_ref=obs.merchant_ref,
                 )
 
-    def _parse(self, envelope: Envelope) -> list[Observation]:
-        if envelope.kind is EnvelopeKind.OBSERVATIONS:
-            return load_observations(envelope.body)
+    async def _process(self, envelope: Envelope) -> list[Outcome]:
+        if envelope.kind is EnvelopeKind.RETURN_URL:
+            hint = self._return_scheme(envelope).parse_return(envelope)
+            return [await self._retrying(lambda: self._store.apply_hint(envelope, hint))]
+        observations = self._parse(envelope)
+        self._note_unknown(observations)
+        if not observations:
+            log.info("callback_ignored", reason="nothing_tracked")
+            return []
+        return await self._retrying(lambda: self._store.apply(envelope, observations))
+
+    def _adapter(self, envelope: Envelope) -> ProviderAdapter:
         adapter = self._registry.get(envelope.provider)
         if adapter is None:
             raise UnknownAccount(envelope.provider, envelope.account)
-        return adapter.parse_callback(envelope)
+        return adapter
 
-    async def _apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
+    def _return_scheme(self, envelope: Envelope) -> ReturnUrlScheme:
+        scheme = self._adapter(envelope).returns
+        if scheme is None:
+            raise MalformedMessage(f"{envelope.provider} has no return-URL scheme")
+        return scheme
+
+    def _parse(self, envelope: Envelope) -> list[Observation]:
+        if envelope.kind is EnvelopeKind.OBSERVATIONS:
+            return load_observations(envelope.body)
+        return self._adapter(envelope).parse_callback(envelope)
+
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """Retry while the database is unavailable; on shutdown, give the message back."""
         attempt = 0
         while True:
             try:
-                return await self._store.apply(envelope, observations)
+                return await attempt_once()
             except DatabaseUnavailable as exc:
                 attempt += 1
                 if self._stop.is_set():

@@ -152,9 +152,10 @@ def _late(terms: PaymentState, facts: list[Observation]) -> bool:
 
 
 def _distinct(observations: Iterable[Observation]) -> list[Observation]:
-    """One observation per dedup key (the first by a fixed order), in a fixed order."""
+    """One observation per dedup key (the first by a fixed order), in a fixed order.
+    Hints are not facts: a return URL never changes a payment (design §6 rule 6)."""
     chosen: dict[str, Observation] = {}
-    for obs in sorted(observations, key=_when):
+    for obs in sorted((o for o in observations if o.kind is not Kind.HINT), key=_when):
         chosen.setdefault(obs.dedup_key, obs)
     return list(chosen.values())
 

@@ -10,7 +10,20 @@ RETURNING id, status, provider_ref, amount, currency, expires_at, amount_paid, a
 
 -- name: payment_observations
 -- The set the payment's state is the fold of: one row per fact (first receipt).
-SELECT dedup_key, observation FROM inbox WHERE payment_id = $1 AND outcome <> 'duplicate'
+SELECT dedup_key, observation FROM inbox
+WHERE payment_id = $1 AND outcome NOT IN ('duplicate', 'hint')
+
+-- name: lock_payment_by_provider_ref
+-- A return URL that names only the provider's order id: the payment, if paysync knows it.
+SELECT id, merchant_ref FROM payments
+WHERE provider = $1 AND account = $2 AND provider_ref = $3
+ORDER BY id
+LIMIT 1
+FOR UPDATE
+
+-- name: check_now
+-- A hint: the reconciler polls this payment at its next round.
+UPDATE payments SET next_check_at = now() WHERE id = $1
 
 -- name: insert_inbox
 -- NULL when this very message was recorded before (a redelivery): nothing to do.

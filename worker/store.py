@@ -25,10 +25,11 @@ import orjson
 
 from paysync.db import load_queries, translated_errors
 from paysync.logging import get_logger
+from providers.base import ReturnHint
 from schemas.envelope import Envelope
 from schemas.event import StatusChanged
 from schemas.mapping import StatusMapping
-from schemas.observation import Observation
+from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from worker.fold import PaymentState, Policy, fold
 
@@ -84,18 +85,7 @@ class Store:
             facts = [Observation.from_json(r["observation"]) for r in known]
             after = _never_lower(before, fold([*facts, obs], self._policy(obs.provider)))
             outcome = _outcome(before, after)
-        inbox_id = await conn.fetchval(
-            self._q["insert_inbox"],
-            obs.dedup_key,
-            row["id"],
-            envelope.message_id,
-            obs.source.value,
-            obs.kind.value,
-            envelope.received_at,
-            envelope.body,
-            obs.to_json(),
-            outcome,
-        )
+        inbox_id = await self._receipt(conn, row["id"], envelope, obs, outcome)
         if inbox_id is None or after == before:
             # None: this very message was recorded before (a redelivery after a crash).
             return Outcome(
@@ -121,6 +111,60 @@ class Store:
             seq,
         )
         return Outcome(obs.dedup_key, outcome, obs.source.value, transition)
+
+    async def apply_hint(self, envelope: Envelope, hint: ReturnHint) -> Outcome:
+        """Record a verified return URL and ask for an immediate poll; never folds it.
+
+        The payment is found by merchant ref (and created, status still unknown, so the
+        reconciler polls it) or by the provider's order id. A hint naming only an order id
+        paysync has never seen is dropped: it carries no fact, and without a merchant ref
+        there is no payment to attach a poll to (``unmatched_hint``)."""
+        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+            if hint.merchant_ref is not None:
+                row = await conn.fetchrow(
+                    self._q["lock_payment"], hint.provider, hint.account, hint.merchant_ref
+                )
+            else:
+                row = await conn.fetchrow(
+                    self._q["lock_payment_by_provider_ref"],
+                    hint.provider,
+                    hint.account,
+                    hint.provider_ref,
+                )
+            if row is None:
+                return Outcome(hint.dedup_key, "unmatched_hint", Source.RETURN_URL.value)
+            obs = Observation(
+                kind=Kind.HINT,
+                source=Source.RETURN_URL,
+                provider=hint.provider,
+                account=hint.account,
+                merchant_ref=hint.merchant_ref or row["merchant_ref"],
+                dedup_key=hint.dedup_key,
+                observed_at=hint.observed_at,
+                provider_ref=hint.provider_ref,
+                provider_status=hint.provider_status,
+            )
+            inbox_id = await self._receipt(conn, row["id"], envelope, obs, "hint")
+            await conn.execute(self._q["check_now"], row["id"])
+        return Outcome(obs.dedup_key, "hint" if inbox_id else "duplicate", obs.source.value)
+
+    async def _receipt(
+        self, conn: Conn, payment_id: int, envelope: Envelope, obs: Observation, outcome: str
+    ) -> int | None:
+        """Record one receipt in the inbox; None when this very message was recorded before."""
+        inbox_id: int | None = await conn.fetchval(
+            self._q["insert_inbox"],
+            obs.dedup_key,
+            payment_id,
+            envelope.message_id,
+            obs.source.value,
+            obs.kind.value,
+            envelope.received_at,
+            envelope.body,
+            obs.to_json(),
+            outcome,
+        )
+        return inbox_id
 
     def _policy(self, provider: str) -> Policy:
         return self._policies.get(provider, Policy())

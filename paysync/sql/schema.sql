@@ -28,6 +28,8 @@ CREATE TABLE payments (
 );
 
 CREATE INDEX payments_next_check_at ON payments (next_check_at) WHERE next_check_at IS NOT NULL;
+CREATE INDEX payments_provider_ref ON payments (provider, account, provider_ref)
+    WHERE provider_ref IS NOT NULL;
 
 CREATE TABLE inbox (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -42,8 +44,10 @@ CREATE TABLE inbox (
     observation jsonb       NOT NULL,
     outcome     text        NOT NULL,
     -- A fact's first receipt carries its outcome; later receipts are 'duplicate' rows.
+    -- 'hint': a verified return URL, asking for a status poll; never folded.
     CONSTRAINT inbox_receipt UNIQUE (dedup_key, message_id),
-    CONSTRAINT inbox_outcome_known CHECK (outcome IN ('applied', 'stale', 'duplicate', 'anomaly'))
+    CONSTRAINT inbox_outcome_known
+        CHECK (outcome IN ('applied', 'stale', 'duplicate', 'anomaly', 'hint'))
 );
 
 CREATE INDEX inbox_payment_id ON inbox (payment_id, id);

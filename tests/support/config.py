@@ -1,9 +1,12 @@
-"""Test configuration files: a CCPayment account whose secret comes from the environment."""
+"""Test configuration files: one account per provider, named ``shop``, whose secrets come
+from the environment (random per test, except where a test vector needs its own)."""
 
 from __future__ import annotations
 
+import base64
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,36 @@ VECTOR_SECRET = "0123456789abcdef0123456789abcdef"
 SECRET_ENV = "TEST_CCPAYMENT_SECRET"
 OLD_SECRET_ENV = "TEST_CCPAYMENT_OLD_SECRET"
 ACCOUNT = "shop"
+HDFC_USERNAME = "paysync_hooks"
+RETURN_SUCCESS = "https://shop.example/paid"
+RETURN_FAILURE = "https://shop.example/failed"
+# Environment variable → how to make a fresh secret for it.
+PROVIDER_SECRETS: dict[str, Callable[[], str]] = {
+    "TEST_PAYCORE_SECRET": lambda: "sk_live_" + secrets.token_hex(12),
+    "TEST_PAYCORE_TEST_SECRET": lambda: "sk_test_" + secrets.token_hex(12),
+    "TEST_HDFC_PASSWORD": lambda: secrets.token_hex(12),
+    "TEST_HDFC_RESPONSE_KEY": lambda: secrets.token_hex(16).upper(),
+    "TEST_PLURAL_SECRET": lambda: base64.b64encode(secrets.token_bytes(24)).decode(),
+    "TEST_PLURAL_RETURN_KEY": lambda: secrets.token_hex(32).upper(),
+}
+PROVIDER_ACCOUNTS = f"""
+[accounts.paycore.{ACCOUNT}]
+secrets = ["env:TEST_PAYCORE_SECRET"]
+test_secrets = ["env:TEST_PAYCORE_TEST_SECRET"]
+
+[accounts.hdfc.{ACCOUNT}]
+webhook_username = "{HDFC_USERNAME}"
+secrets = ["env:TEST_HDFC_PASSWORD"]
+response_keys = ["env:TEST_HDFC_RESPONSE_KEY"]
+return_success_url = "{RETURN_SUCCESS}"
+return_failure_url = "{RETURN_FAILURE}?from=paysync"
+
+[accounts.plural.{ACCOUNT}]
+secrets = ["env:TEST_PLURAL_SECRET"]
+return_keys = ["env:TEST_PLURAL_RETURN_KEY"]
+return_success_url = "{RETURN_SUCCESS}"
+return_failure_url = "{RETURN_FAILURE}?from=paysync"
+"""
 
 
 def free_port() -> int:
@@ -82,6 +115,7 @@ relay_poll_seconds = 0.5
 [accounts.ccpayment.{ACCOUNT}]
 app_id = "{APP_ID}"
 secrets = ["env:{OLD_SECRET_ENV}", "env:{SECRET_ENV}"]
+{PROVIDER_ACCOUNTS}
 {extra}
 """,
         encoding="utf-8",
@@ -89,5 +123,5 @@ secrets = ["env:{OLD_SECRET_ENV}", "env:{SECRET_ENV}"]
     env = {
         SECRET_ENV: secret or secrets.token_hex(16),
         OLD_SECRET_ENV: secrets.token_hex(16),
-    }
+    } | {name: make() for name, make in PROVIDER_SECRETS.items()}
     return RunConfig(path=path, env=env, port=port)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from providers import MAPPINGS
 from schemas.observation import Kind, Observation, Source
+from schemas.status import Status
 from worker.fold import Policy, fold
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -115,3 +116,28 @@ def test_an_unknown_provider_status_changes_nothing(case: tuple[str, list[Observ
         status=None,
     )
     assert fold([*facts, unknown], policy) == fold(facts, policy)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=observation_sets(), claimed=st.sampled_from(["PROCESSED", "CHARGED", "FAILED"]))
+def test_a_return_url_hint_never_changes_the_state(
+    case: tuple[str, list[Observation]], claimed: str
+) -> None:
+    provider, facts = case
+    policy = Policy(failure_is_final=MAPPINGS[provider].failure_is_final)
+    # A hint that claims success with other terms: the fold must not take any of it.
+    hint = Observation(
+        kind=Kind.HINT,
+        source=Source.RETURN_URL,
+        provider=provider,
+        account="acct",
+        merchant_ref="order-1",
+        dedup_key=f"{provider}:acct:order-1:return:{claimed}",
+        observed_at=T0,
+        provider_status=claimed,
+        status=Status.PAID,
+        amount_due=Decimal("1.00"),
+        currency="EUR",
+        provider_ref="forged",
+    )
+    assert fold([*facts, hint], policy) == fold(facts, policy)

@@ -1,0 +1,204 @@
+"""HDFC SmartGateway's side: Juspay order webhooks with Basic credentials, and the
+customer's signed return redirect.
+
+Shapes follow the examples in providers/hdfc_smartgateway.md: compact JSON with amounts as
+JSON numbers in rupees, and the redirect's ``signature`` percent-encoded once more inside
+the already URL-encoded query or form body (``%252B``), as Juspay sends it.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
+
+import orjson
+
+from paysync.settings import ProviderAccount
+from providers.hdfc import HEADER_AUTHORIZATION, STATUS_IDS, HdfcAccount, sign_return
+from simulator.base import Lifecycle, Request
+
+AMOUNT = Decimal("1499.00")
+CURRENCY = "INR"
+MERCHANT_ID = "shop_demo"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refund:
+    """One entry of the order's ``refunds[]``."""
+
+    unique_request_id: str
+    amount: Decimal
+    status: str = "SUCCESS"
+    created: datetime | None = None
+
+
+def order_event(
+    *,
+    merchant_ref: str,
+    juspay_id: str,
+    event_name: str,
+    status: str,
+    amount: Decimal,
+    currency: str = CURRENCY,
+    created: datetime | None = None,
+    event_id: str | None = None,
+    refunds: list[Refund] | None = None,
+) -> bytes:
+    """A webhook body: the envelope around the full order object."""
+    created = created or datetime.now(UTC)
+    order: dict[str, Any] = {
+        "id": juspay_id,
+        "order_id": merchant_ref,
+        "merchant_id": MERCHANT_ID,
+        "status": status,
+        "status_id": STATUS_IDS.get(status),
+        "amount": _number(amount),
+        "currency": currency,
+        "customer_id": "cust_42",
+        "date_created": _iso(created),
+        "txn_id": f"{MERCHANT_ID}-{merchant_ref}-1",
+        "payment_method_type": "UPI",
+        "payment_method": "UPI",
+        "txn_detail": {
+            "txn_id": f"{MERCHANT_ID}-{merchant_ref}-1",
+            "status": status,
+            "txn_amount": _number(amount),
+            "gateway": "HDFC",
+            "error_code": None,
+        },
+        "payment_gateway_response": {
+            "resp_code": "00",
+            "resp_message": "SUCCESS",
+            "rrn": "".join(secrets.choice("0123456789") for _ in range(12)),
+        },
+    }
+    order.update(_refund_fields(refunds or [], created))
+    return orjson.dumps(
+        {
+            "id": event_id or "evt_V2_" + secrets.token_hex(16),
+            "date_created": _iso(created),
+            "event_name": event_name,
+            "content": {"order": order},
+        }
+    )
+
+
+def basic_auth(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def return_signature(params: dict[str, str], key: str, style: str = "per_pair_form") -> str:
+    """The redirect's signature under one encoding style (``providers.hdfc.RETURN_VARIANTS``)."""
+    return sign_return(params, key, style)
+
+
+def return_params(order_id: str, status: str, key: str, style: str = "per_pair_form") -> str:
+    """The redirect's parameters, URL-encoded exactly as Juspay puts them in the URL."""
+    params = {"order_id": order_id, "status": status}
+    if status in STATUS_IDS:
+        params["status_id"] = str(STATUS_IDS[status])
+    # Juspay percent-encodes the signature before it goes into the (encoded) URL.
+    params["signature"] = quote(return_signature(params, key, style), safe="")
+    params["signature_algorithm"] = "HMAC-SHA256"
+    return urlencode(params)
+
+
+class HdfcReturnSimulator:
+    def signed_return(
+        self,
+        account: ProviderAccount,
+        *,
+        order_id: str,
+        status: str,
+        method: Literal["GET", "POST"] = "POST",
+    ) -> Request:
+        assert isinstance(account, HdfcAccount)
+        encoded = return_params(order_id, status, account.response_keys[0].reveal())
+        return Request.redirect(encoded, method)
+
+
+class HdfcSimulator:
+    """Juspay as paysync sees it: order webhooks with Basic credentials, no timestamp."""
+
+    name = "hdfc"
+    signs_timestamp = False
+    required_headers = (HEADER_AUTHORIZATION,)
+    returns = HdfcReturnSimulator()
+
+    def callback_body(self, merchant_ref: str, *, now: int) -> bytes:
+        return order_event(
+            merchant_ref=merchant_ref,
+            juspay_id=_juspay_id(),
+            event_name="ORDER_SUCCEEDED",
+            status="CHARGED",
+            amount=AMOUNT,
+            created=datetime.fromtimestamp(now, UTC),
+        )
+
+    def sign_callback(self, account: ProviderAccount, body: bytes, *, now: int) -> dict[str, str]:
+        assert isinstance(account, HdfcAccount)
+        return {
+            "Content-Type": "application/json",
+            HEADER_AUTHORIZATION: basic_auth(account.webhook_username, account.secrets[0].reveal()),
+        }
+
+    def lifecycle(self, account: ProviderAccount, merchant_ref: str, *, now: int) -> Lifecycle:
+        """A UPI payment charged at once: one ORDER_SUCCEEDED webhook, ``paid``."""
+        juspay_id = _juspay_id()
+        body = order_event(
+            merchant_ref=merchant_ref,
+            juspay_id=juspay_id,
+            event_name="ORDER_SUCCEEDED",
+            status="CHARGED",
+            amount=AMOUNT,
+            created=datetime.fromtimestamp(now, UTC),
+        )
+        return Lifecycle(
+            merchant_ref=merchant_ref,
+            provider_ref=juspay_id,
+            amount=AMOUNT,
+            currency=CURRENCY,
+            callbacks=[Request(headers=self.sign_callback(account, body, now=now), body=body)],
+            statuses=["paid"],
+        )
+
+
+SIMULATOR = HdfcSimulator()
+
+
+def _refund_fields(refunds: list[Refund], created: datetime) -> dict[str, Any]:
+    if not refunds:
+        return {"refunded": False, "amount_refunded": 0}
+    succeeded = sum((r.amount for r in refunds if r.status == "SUCCESS"), Decimal(0))
+    return {
+        "refunded": succeeded > 0,
+        "amount_refunded": _number(succeeded),
+        "refunds": [
+            {
+                "unique_request_id": r.unique_request_id,
+                "amount": _number(r.amount),
+                "status": r.status,
+                "created": _iso(r.created or created),
+            }
+            for r in refunds
+        ],
+    }
+
+
+def _number(amount: Decimal) -> orjson.Fragment:
+    # A JSON number with exactly the decimal's digits (orjson has no Decimal support and a
+    # float would lose them).
+    return orjson.Fragment(format(amount, "f"))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _juspay_id() -> str:
+    return "ordeh_" + secrets.token_hex(16)
