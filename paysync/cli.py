@@ -4,7 +4,7 @@ paysync migrate            create the database, apply migrations, declare the to
 paysync ingest | worker    run one role
 paysync all                run ingest + worker (+ outbox relay) in one process
 paysync demo               all roles, plus a simulated provider and an event watcher
-paysync simulate ccpayment send signed callbacks to a running ingest
+paysync simulate PROVIDER  send a provider's signed callbacks to a running ingest
 paysync events watch       print events from paysync.events as they arrive
 paysync payment show       print a payment's state and timeline (or its JSON)
 paysync config check       validate the configuration and print it (secrets by reference)
@@ -22,6 +22,7 @@ from paysync.errors import ConfigError, PaysyncError
 from paysync.logging import configure_logging
 from paysync.settings import Settings, load_settings
 from providers import REGISTRY, account_models
+from simulator import SIMULATORS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,18 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ingest", help="run the HTTP receiver")
     sub.add_parser("worker", help="run the consumer and the outbox relay")
     sub.add_parser("all", help="run ingest and worker in one process")
-    demo = sub.add_parser("demo", help="all roles plus a simulated CCPayment and an event watcher")
-    demo.add_argument("--account", help="CCPayment account to simulate (default: the first)")
+    demo = sub.add_parser(
+        "demo", help="all roles plus simulated providers paying orders and an event watcher"
+    )
     demo.add_argument("--every", type=float, default=5.0, help="seconds between payments")
 
-    simulate = sub.add_parser("simulate", help="send simulated, signed callbacks")
-    sim_sub = simulate.add_subparsers(dest="provider", required=True, metavar="PROVIDER")
-    cc = sim_sub.add_parser("ccpayment", help="CCPayment v1 API Deposit webhooks")
-    cc.add_argument("--url", default=None, help="ingest base URL (default: from [ingest])")
-    cc.add_argument("--account", help="account name (default: the first configured)")
-    cc.add_argument("--payments", type=int, default=1, help="how many orders to pay")
-    cc.add_argument("--partial", action="store_true", help="pay each order in two parts")
-    cc.add_argument("--repeat", type=int, default=1, help="send each webhook this many times")
+    simulate = sub.add_parser(
+        "simulate", help="take orders through a provider's lifecycle with signed callbacks"
+    )
+    simulate.add_argument("provider", choices=sorted(SIMULATORS), metavar="PROVIDER")
+    simulate.add_argument("--url", default=None, help="ingest base URL (default: from [ingest])")
+    simulate.add_argument("--account", help="account name (default: the first configured)")
+    simulate.add_argument("--payments", type=int, default=1, help="how many orders to pay")
+    simulate.add_argument("--repeat", type=int, default=1, help="send each callback N times")
 
     events = sub.add_parser("events", help="inspect paysync.events")
     ev_sub = events.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -93,9 +95,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "all":
             return await commands.serve(settings, REGISTRY, {"ingest", "worker"})
         case "demo":
-            return await commands.demo(settings, REGISTRY, args.account, args.every)
+            return await commands.demo(settings, REGISTRY, args.every)
         case "simulate":
-            return await commands.simulate_ccpayment(settings, args)
+            return await commands.simulate(settings, args)
         case "events":
             return await commands.watch_events(settings, args.binding, args.count, args.timeout)
         case "payment":

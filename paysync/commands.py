@@ -18,15 +18,15 @@ import orjson
 from ingest.api import QUERIES_PATH, read_timeline
 from paysync.amqp import Broker, declare
 from paysync.db import create_pool, load_queries
-from paysync.errors import BrokerUnavailable, DatabaseUnavailable
+from paysync.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable
 from paysync.logging import get_logger
 from paysync.migrate import apply_migrations, discover, ensure_database
 from paysync.runner import run_roles, topology_of
-from paysync.settings import Secret, Settings
+from paysync.settings import ProviderAccount, Secret, Settings
 from paysync.timeline import render_text
 from providers.base import ProviderAdapter
-from providers.ccpayment import CCPaymentAccount
-from simulator.sender import send_ccpayment
+from simulator import SIMULATORS
+from simulator.sender import send_lifecycles
 
 log = get_logger(__name__)
 
@@ -87,13 +87,15 @@ async def serve(
     return 0
 
 
-def _ccpayment_account(settings: Settings, name: str | None) -> tuple[str, CCPaymentAccount]:
-    accounts = settings.accounts.get("ccpayment", {})
+def _simulated_account(
+    settings: Settings, provider: str, name: str | None
+) -> tuple[str, ProviderAccount]:
+    accounts = settings.accounts.get(provider, {})
     if name is None and accounts:
         name = next(iter(accounts))
     account = accounts.get(name or "")
-    if not isinstance(account, CCPaymentAccount):
-        raise SystemExit(f"paysync: no CCPayment account {name!r} in the configuration")
+    if account is None:
+        raise ConfigError([f"accounts.{provider}.{name or '<any>'}: no such account to simulate"])
     assert name is not None
     return name, account
 
@@ -103,21 +105,22 @@ def _local_url(settings: Settings) -> str:
     return f"http://{host}:{settings.ingest.port}"
 
 
-async def simulate_ccpayment(settings: Settings, args: argparse.Namespace) -> int:
-    name, account = _ccpayment_account(settings, args.account)
+async def simulate(settings: Settings, args: argparse.Namespace) -> int:
+    name, account = _simulated_account(settings, args.provider, args.account)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        report = await send_ccpayment(
+        report = await send_lifecycles(
             session,
             args.url or _local_url(settings),
+            args.provider,
             name,
             account,
             payments=args.payments,
-            partial=args.partial,
             repeat=args.repeat,
         )
     print(
         orjson.dumps(
             {
+                "provider": args.provider,
                 "account": name,
                 "payments": report.payments,
                 "answers": {str(k): v for k, v in report.answers.items()},
@@ -150,14 +153,17 @@ async def watch_events(settings: Settings, binding: str, count: int, timeout: fl
     return 0
 
 
-async def demo(
-    settings: Settings,
-    registry: Mapping[str, ProviderAdapter],
-    account: str | None,
-    every: float,
-) -> int:
-    """All roles in one process, a simulated CCPayment paying orders, events printed."""
-    name, cc_account = _ccpayment_account(settings, account)
+async def demo(settings: Settings, registry: Mapping[str, ProviderAdapter], every: float) -> int:
+    """All roles in one process; every configured account's simulated provider takes an
+    order through its lifecycle in turn; events are printed as they arrive."""
+    accounts = [
+        (provider, name, account)
+        for provider, by_name in settings.accounts.items()
+        if provider in SIMULATORS
+        for name, account in by_name.items()
+    ]
+    if not accounts:
+        raise ConfigError(["accounts: the demo needs at least one provider account"])
 
     async def show(broker: Broker, stop: asyncio.Event) -> None:
         declared = await broker.wait_connected()
@@ -177,19 +183,21 @@ async def demo(
 
         await queue.consume(on_event)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            for partial in itertools.cycle((False, True)):
+            for provider, name, account in itertools.cycle(accounts):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), every)
                 if stop.is_set():
                     return
                 with contextlib.suppress(aiohttp.ClientError, BrokerUnavailable):
-                    report = await send_ccpayment(
-                        session, _local_url(settings), name, cc_account, payments=1, partial=partial
+                    report = await send_lifecycles(
+                        session, _local_url(settings), provider, name, account, payments=1
                     )
                     log.info(
                         "demo_payment_sent",
+                        provider=provider,
+                        account=name,
                         merchant_ref=report.payments[0],
-                        parts=2 if partial else 1,
+                        answers=dict(report.answers),
                     )
 
     await run_roles(settings, registry, {"ingest", "worker"}, extra=show)

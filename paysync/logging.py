@@ -64,7 +64,8 @@ class SecretScrubber:
 
 
 def _dumps(obj: Any, **_kw: Any) -> str:
-    return orjson.dumps(obj, default=repr).decode()
+    # A log call must never raise: non-string keys are written as strings.
+    return orjson.dumps(obj, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure_logging(

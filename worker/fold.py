@@ -84,11 +84,19 @@ def fold(observations: Iterable[Observation], policy: Policy = DEFAULT_POLICY) -
         amount=terms.amount,
         currency=terms.currency,
         expires_at=terms.expires_at,
-        amount_paid=terms.amount_paid,
+        amount_paid=_amount_paid(terms, said),
         amount_refunded=terms.amount_refunded,
         late=_late(terms, facts),
         anomaly=",".join(sorted(anomalies)) or None,
     )
+
+
+def _amount_paid(terms: PaymentState, said: set[Status]) -> Decimal:
+    """Credits received; or, when a provider reports outcomes as statuses and never as
+    credits (PayCore, HDFC, Plural), the amount due once it says the order was paid."""
+    if terms.amount_paid == ZERO and terms.amount is not None and said & _PAID_IN_FULL:
+        return terms.amount
+    return terms.amount_paid
 
 
 def money_status(state: PaymentState, *, deadline_passed: bool = False) -> Status | None:
@@ -119,6 +127,12 @@ def _implied(terms: PaymentState, facts: list[Observation]) -> set[Status]:
     if any(o.kind is Kind.CHARGEBACK for o in facts):
         implied.add(Status.CHARGED_BACK)
     return implied
+
+
+# Statuses a provider only reports about an order that was paid in full.
+_PAID_IN_FULL = frozenset(
+    {Status.PAID, Status.CAPTURED, Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.CHARGED_BACK}
+)
 
 
 def _incompatible(candidates: set[Status], terms: PaymentState, policy: Policy) -> set[str]:

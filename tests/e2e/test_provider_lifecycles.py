@@ -82,6 +82,8 @@ async def test_a_full_lifecycle_becomes_its_events_in_seq_order(
         (provider, life.merchant_ref, life.currency)
     }
     assert {Decimal(p["amount"]) for p in payments} == {life.amount}
+    # Paid in full at the end, whether the provider reports credits or statuses.
+    assert Decimal(payments[-1]["amount_paid"]) == life.amount
     row = await one(
         db, "SELECT status, seq FROM payments WHERE merchant_ref = $1", life.merchant_ref
     )

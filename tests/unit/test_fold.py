@@ -266,3 +266,22 @@ def test_any_observation_set_folds_the_same_in_every_order(data: st.DataObject) 
     # The design §5 invariant in full, anomalies included.
     observations = data.draw(any_observations())
     assert fold(data.draw(st.permutations(observations))) == fold(observations)
+
+
+def test_a_provider_that_reports_paid_as_a_status_has_paid_the_amount_due() -> None:
+    paid = fold([status("a", Status.PAID, dedup_key="k:paid")])
+    assert (paid.status, paid.amount_paid) == (Status.PAID, DUE)
+    refunded = fold([status("a", Status.REFUNDED, dedup_key="k:refunded")])
+    assert refunded.amount_paid == DUE
+
+
+def test_a_status_short_of_paid_in_full_credits_nothing() -> None:
+    for value in (Status.PENDING, Status.AUTHORIZED, Status.UNDERPAID, Status.FAILED):
+        assert fold([status("a", value, dedup_key=f"k:{value}")]).amount_paid == 0
+    # Without a known amount due there is nothing to credit.
+    assert fold([status("a", Status.PAID, amount_due=None)]).amount_paid == 0
+
+
+def test_credits_received_are_never_replaced_by_the_amount_due() -> None:
+    state = fold([credit("r1", "10"), status("a", Status.PAID, dedup_key="k:paid")])
+    assert state.amount_paid == Decimal("10")

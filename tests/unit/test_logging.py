@@ -76,6 +76,13 @@ def test_lines_are_json_with_event_level_timestamp(logs: Configure) -> None:
         assert datetime.fromisoformat(stamp).utcoffset() is not None
 
 
+def test_a_field_with_non_string_keys_is_logged_not_raised(logs: Configure) -> None:
+    with logs() as out:
+        get_logger("test").info("answers_counted", answers={200: 3, 503: 1})
+    [entry] = lines(out)
+    assert entry["answers"] == {"200": 3, "503": 1}
+
+
 def test_level_filters(logs: Configure) -> None:
     with logs(level="warning") as out:
         log = get_logger("test")
