@@ -5,6 +5,7 @@ each configured ``[api] tokens`` entry (several, for rotation); with none config
 API is disabled. ``GET /v1/payments/{provider}/{account}/{merchant_ref}`` answers the
 payment's state and timeline, read from Postgres in one read-only snapshot. Only this
 sub-application holds the pool: the callback path of ingest never touches Postgres.
+``POST /v1/payments`` registers an expected payment (``ingest/registration.py``).
 """
 
 from __future__ import annotations
@@ -19,29 +20,32 @@ import orjson
 import structlog
 from aiohttp import web
 
+from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS
+from ingest.registration import register_payment
+from paysync.amqp import Broker
 from paysync.db import load_queries, translated_errors
 from paysync.errors import DatabaseUnavailable
 from paysync.logging import get_logger
-from paysync.settings import ApiSettings, Secret
+from paysync.settings import Secret, Settings
 from paysync.timeline import build_timeline
 
 QUERIES_PATH = Path(__file__).with_name("queries.sql")
 
 log = get_logger(__name__)
 
-API_SETTINGS = web.AppKey("api_settings", ApiSettings)
-POOL = web.AppKey("pool", asyncpg.Pool)
-QUERIES = web.AppKey("queries", Mapping[str, str])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_api(settings: ApiSettings, pool: asyncpg.Pool) -> web.Application:
+def build_api(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.Application:
     api = web.Application(middlewares=[_authenticate])
-    api[API_SETTINGS] = settings
+    api[API_SETTINGS] = settings.api
+    api[SETTINGS] = settings
+    api[BROKER] = broker
     api[POOL] = pool
     api[QUERIES] = load_queries(QUERIES_PATH)
     api.router.add_get("/payments/{provider}/{account}/{merchant_ref}", show_payment)
+    api.router.add_post("/payments", register_payment)
     return api
 
 

@@ -79,7 +79,7 @@ def build_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     if pool is not None:
-        app.add_subapp("/v1", build_api(settings.api, pool))
+        app.add_subapp("/v1", build_api(settings, pool, broker))
     return app
 
 

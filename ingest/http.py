@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-import aio_pika
+import asyncpg
 import orjson
 from aiohttp import web
 
 from ingest.replay import ReplayGuard
-from paysync.amqp import INBOUND_ROUTING_KEY, Broker
+from paysync.amqp import Broker
+from paysync.amqp import publish_envelope as publish
 from paysync.metrics import Metrics
-from paysync.settings import Settings
+from paysync.settings import ApiSettings, Settings
 from providers.base import ProviderAdapter
 from schemas.envelope import Envelope
 
@@ -34,6 +35,10 @@ REGISTRY = web.AppKey("registry", Mapping[str, ProviderAdapter])
 CLOCK = web.AppKey("clock", ClockHolder)
 METRICS = web.AppKey("metrics", Metrics)
 REPLAYS = web.AppKey("replays", ReplayGuard)
+# The /v1 sub-application's own keys.
+API_SETTINGS = web.AppKey("api_settings", ApiSettings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+QUERIES = web.AppKey("queries", Mapping[str, str])
 
 
 def reject(status: int, reason: str) -> web.Response:
@@ -79,18 +84,4 @@ def check_json(body: bytes) -> None:
 
 
 async def publish_envelope(broker: Broker, envelope: Envelope, settings: Settings) -> None:
-    """Persistent + mandatory, waiting for the broker's confirm (design §6 rule 1)."""
-    message = aio_pika.Message(
-        envelope.body,
-        headers=envelope.amqp_headers(),
-        message_id=envelope.message_id,
-        content_type=envelope.content_type,
-        timestamp=envelope.received_at,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )
-    await broker.publish(
-        broker.topology.inbound_exchange,
-        message,
-        INBOUND_ROUTING_KEY,
-        timeout=settings.ingest.confirm_timeout_seconds,
-    )
+    await publish(broker, envelope, settings.ingest.confirm_timeout_seconds)

@@ -1,4 +1,9 @@
--- Queries of the /v1 API (read-only): a payment's state and its timeline.
+-- Queries of the /v1 API (read-only): a payment's state and its timeline, and the terms a
+-- registration is compared with.
+
+-- name: registered_terms
+SELECT amount, currency, provider_ref FROM payments
+WHERE provider = $1 AND account = $2 AND merchant_ref = $3
 
 -- name: payment_by_ref
 -- Every column, so the timeline also shows columns that later migrations add.

@@ -28,6 +28,7 @@ from aio_pika.abc import (
 
 from paysync.errors import BrokerUnavailable, PaysyncError
 from paysync.logging import get_logger
+from schemas.envelope import Envelope
 
 INBOUND_ROUTING_KEY = "inbound"
 
@@ -272,3 +273,19 @@ async def _confirmed(
             return await exchange.publish(message, routing_key, mandatory=True)
     except PUBLISH_ERRORS as exc:
         raise BrokerUnavailable(f"publish not confirmed: {type(exc).__name__}") from exc
+
+
+async def publish_envelope(broker: Broker, envelope: Envelope, timeout: float) -> None:
+    """An inbound envelope onto ``paysync.inbound``: persistent + mandatory, waiting for the
+    broker's confirm (design §6 rule 1). Raises ``BrokerUnavailable``."""
+    message = aio_pika.Message(
+        envelope.body,
+        headers=envelope.amqp_headers(),
+        message_id=envelope.message_id,
+        content_type=envelope.content_type,
+        timestamp=envelope.received_at,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+    await broker.publish(
+        broker.topology.inbound_exchange, message, INBOUND_ROUTING_KEY, timeout=timeout
+    )

@@ -32,7 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create the database, apply migrations, declare the topology")
     sub.add_parser("ingest", help="run the HTTP receiver")
     sub.add_parser("worker", help="run the consumer and the outbox relay")
-    sub.add_parser("all", help="run ingest and worker in one process")
+    sub.add_parser("reconciler", help="run scheduled reconciliation rounds")
+    sub.add_parser("all", help="run ingest, worker and reconciler in one process")
+    rec = sub.add_parser(
+        "reconcile", help="check a provider's payments against its status API now (operator job)"
+    )
+    rec.add_argument("--provider", required=True, choices=sorted(SIMULATORS), metavar="PROVIDER")
+    rec.add_argument("--account", help="only this account")
+    rec.add_argument("--since", default="24h", help="payments created within (default 24h)")
+    rec.add_argument("--ref", action="append", default=[], help="only this merchant ref (repeat)")
+    rec.add_argument("--dry-run", action="store_true", help="report only: publish nothing")
+    rec.add_argument("--json", action="store_true", help="print one JSON document")
     demo = sub.add_parser(
         "demo", help="all roles plus simulated providers paying orders and an event watcher"
     )
@@ -90,10 +100,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     match args.command:
         case "migrate":
             return await commands.migrate(settings)
-        case "ingest" | "worker":
+        case "ingest" | "worker" | "reconciler":
             return await commands.serve(settings, REGISTRY, {args.command})
         case "all":
-            return await commands.serve(settings, REGISTRY, {"ingest", "worker"})
+            return await commands.serve(settings, REGISTRY, {"ingest", "worker", "reconciler"})
+        case "reconcile":
+            return await commands.reconcile(settings, REGISTRY, args)
         case "demo":
             return await commands.demo(settings, REGISTRY, args.every)
         case "simulate":

@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from typing import TypeVar
 
 import aio_pika
@@ -25,6 +26,8 @@ from paysync.runner import run_roles, topology_of
 from paysync.settings import ProviderAccount, Secret, Settings
 from paysync.timeline import render_text
 from providers.base import ProviderAdapter
+from reconciler.console import print_json, print_table, tracking
+from reconciler.job import Filters, parse_duration, run_job
 from simulator import SIMULATORS
 from simulator.sender import send_lifecycles
 
@@ -236,3 +239,38 @@ async def show_payment(
     else:
         print(render_text(timeline))
     return 0
+
+
+async def reconcile(
+    settings: Settings, registry: Mapping[str, ProviderAdapter], args: argparse.Namespace
+) -> int:
+    """The operator's job; exit 1 when any check failed."""
+    try:
+        since = parse_duration(args.since)
+    except ValueError as exc:
+        raise ConfigError([f"--since: {exc}"]) from None
+    filters = Filters(
+        provider=args.provider, account=args.account, since=since, refs=tuple(args.ref)
+    )
+    async with AsyncExitStack() as stack:
+        pool = await create_pool(settings.database_url, max_size=4)
+        stack.push_async_callback(pool.close)
+        broker = None
+        if not args.dry_run:
+            broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.5)
+            broker.start()
+            stack.push_async_callback(broker.close)
+            await broker.wait_connected(30)
+        with tracking(not args.json) as tracker:
+            report = await run_job(
+                settings,
+                registry,
+                pool,
+                broker,
+                filters,
+                dry_run=args.dry_run,
+                on_selected=tracker.selected,
+                on_checked=tracker.checked,
+            )
+    (print_json if args.json else print_table)(report, dry_run=args.dry_run)
+    return 1 if any(c.outcome == "failed" for c in report.checks) else 0

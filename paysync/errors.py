@@ -9,13 +9,16 @@ Every error paysync raises on purpose derives from ``PaysyncError`` and is eithe
     ├── Permanent
     │   ├── AuthenticationError       a request failed its provider's scheme (reason code)
     │   ├── UnknownAccount            {provider}/{account} is not configured
-    │   └── MalformedMessage          an authenticated body/envelope cannot be parsed
+    │   ├── MalformedMessage          an authenticated body/envelope cannot be parsed
+    │   └── ProviderRefused           a provider's status API refused us (401/403/4xx, bad
+    │                                 response signature): retrying will not help
     └── Transient
         ├── BrokerUnavailable         RabbitMQ down or did not confirm in time
-        └── DatabaseUnavailable       Postgres down or a lock conflict
+        ├── DatabaseUnavailable       Postgres down or a lock conflict
+        └── ProviderUnavailable       a provider's status API: 429, 5xx, timeout (retried)
 
 Each process maps these to outcomes in exactly one place: HTTP status in ingest,
-ack / retry / dead-letter in the worker.
+ack / retry / dead-letter in the worker, retry / give up (a failed check) in the reconciler.
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ class MalformedMessage(Permanent):
     """An authenticated payload or an envelope cannot be understood."""
 
 
+class ProviderRefused(Permanent):
+    """A provider's status API answered in a way retrying cannot fix (a secret-free reason)."""
+
+
 class Transient(PaysyncError):
     """A dependency is unavailable; the same work may succeed later."""
 
@@ -73,3 +80,7 @@ class BrokerUnavailable(Transient):
 
 class DatabaseUnavailable(Transient):
     """Postgres is unreachable, or a transaction hit a serialization/lock conflict."""
+
+
+class ProviderUnavailable(Transient):
+    """A provider's status API is rate-limiting, failing (5xx) or not answering in time."""

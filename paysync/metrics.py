@@ -7,7 +7,7 @@ never from raw request input, so a caller cannot blow up their cardinality.
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 UNKNOWN = "_unknown"
 
@@ -75,6 +75,32 @@ class Metrics:
             "Events confirmed by the broker on paysync.events; routed=false means no queue"
             " was bound",
             ["routed"],
+            registry=r,
+        )
+
+        self.provider_api_seconds = Histogram(
+            "paysync_provider_api_seconds",
+            "Status-API call latency by provider and result (HTTP status, timeout, error)",
+            ["provider", "code"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.provider_api_calls = Counter(
+            "paysync_provider_api_calls_total",
+            "Status-API calls by provider, account and result (HTTP status, timeout, error)",
+            ["provider", "account", "code"],
+            registry=r,
+        )
+        self.reconcile_checks = Counter(
+            "paysync_reconcile_checks_total",
+            "Payments checked against a provider's status API, by provider and outcome"
+            " (in_sync|drift|not_found|failed)",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.reconcile_due = Gauge(
+            "paysync_reconcile_due_payments",
+            "Payments whose next check is due now (sampled by the reconciler each round)",
             registry=r,
         )
 

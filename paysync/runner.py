@@ -1,7 +1,8 @@
 """The composition root of the long-running roles: builds every object once, runs, drains.
 
-``run_roles`` starts the requested roles (``ingest``, ``worker``) on one broker link and
-one lazy pool (the worker's store and relay; ingest's ``/v1`` API), waits for
+``run_roles`` starts the requested roles (``ingest``, ``worker``, ``reconciler``) on one
+broker link and one lazy pool (the worker's store and relay; ingest's ``/v1`` API; the
+reconciler's claims), waits for
 SIGTERM/SIGINT (or for a role to fail), then shuts down in order: ingest stops accepting
 and finishes in-flight requests, the consumer finishes and acks its messages, the relay
 finishes its batch; then the pool and the broker close.
@@ -24,13 +25,14 @@ from paysync.metrics import Metrics
 from paysync.settings import Settings
 from providers import MAPPINGS
 from providers.base import ProviderAdapter
+from reconciler.rounds import Rounds
 from worker.consumer import Consumer
 from worker.relay import Relay
 from worker.store import Store
 
 log = get_logger(__name__)
 
-ROLES = ("ingest", "worker")
+ROLES = ("ingest", "worker", "reconciler")
 
 Extra = Callable[[Broker, asyncio.Event], Coroutine[None, None, None]]
 
@@ -74,6 +76,9 @@ async def run_roles(
                 asyncio.create_task(consumer.run(), name="consumer"),
                 asyncio.create_task(relay.run(), name="relay"),
             ]
+        if "reconciler" in roles:
+            rounds = Rounds(settings, registry, pool, broker, metrics, stop)
+            tasks.append(asyncio.create_task(rounds.run(), name="reconciler"))
         if "ingest" in roles:
             runner = web.AppRunner(
                 build_app(settings, broker, registry, metrics, pool=pool),

@@ -85,10 +85,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
+class StatusApiSettings(_Model):
+    """How paysync calls one account's status API (``[accounts.<p>.<a>.status_api]``)."""
+
+    # None: the provider's production URL (each provider module names it).
+    base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    # Never more than this many requests per second to this account, nor in flight at once.
+    rate_per_second: float = Field(default=5.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=100)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Attempts per call on 429, 5xx and timeouts, with backoff and jitter between them.
+    max_attempts: int = Field(default=4, ge=1, le=20)
+
+
 class ProviderAccount(_Model):
     """Fields every provider account has; each provider module extends it."""
 
     secrets: list[SecretRef] = Field(min_length=1)
+    status_api: StatusApiSettings = StatusApiSettings()
 
     def all_secrets(self) -> list[Secret]:
         """Every secret of the account, in any field (some providers have several kinds)."""
@@ -121,6 +135,17 @@ class WorkerSettings(_Model):
     retry_max_seconds: float = Field(default=10.0, gt=0)
 
 
+class ReconcilerSettings(_Model):
+    # A scheduled round claims at most this many due payments, every interval.
+    interval_seconds: float = Field(default=5.0, gt=0)
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    # A claimed payment is not claimed again for this long (a crashed replica's work returns).
+    lease_seconds: float = Field(default=300.0, gt=0)
+    # The check ladder (seconds after each check) and when to stop checking.
+    ladder_seconds: list[float] = Field(default=[60, 300, 900, 3600, 21600, 86400], min_length=1)
+    give_up_after_seconds: float = Field(default=7 * 86400, gt=0)
+
+
 class BrokerSettings(_Model):
     name_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
     delivery_limit: int = Field(default=5, ge=1, le=1000)
@@ -143,6 +168,7 @@ class Settings(_Model):
     ingest: IngestSettings = IngestSettings()
     worker: WorkerSettings = WorkerSettings()
     api: ApiSettings = ApiSettings()
+    reconciler: ReconcilerSettings = ReconcilerSettings()
     accounts: dict[str, dict[str, ProviderAccount]] = Field(default_factory=dict)
 
     def account(self, provider: str, account: str) -> ProviderAccount | None:
@@ -161,7 +187,7 @@ class Settings(_Model):
         return [s.reveal() for s in self.secrets()] + [p for p in passwords if p]
 
 
-_SECTIONS = ("broker", "ingest", "worker", "api")
+_SECTIONS = ("broker", "ingest", "worker", "api", "reconciler")
 
 
 def load_settings(

@@ -132,6 +132,11 @@ class ProviderAdapter(Protocol):
         """The return-URL scheme, or ``None`` when the provider's redirect is not signed."""
         ...
 
+    @property
+    def status_api(self) -> StatusApi | None:
+        """The provider's status API (the reconciler's source of truth), if it has one."""
+        ...
+
     def verify_callback(
         self,
         account: ProviderAccount,
@@ -168,3 +173,83 @@ def parse_form(raw: bytes) -> dict[str, str]:
             raise MalformedMessage(f"parameter {key!r} is repeated")
         params[key] = value
     return params
+
+
+# --- status APIs (the reconciler's side) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentRef:
+    """A payment as paysync asks a provider about it."""
+
+    merchant_ref: str
+    provider_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpAnswer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class HttpCall(Protocol):
+    async def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+    ) -> HttpAnswer:
+        """One HTTP exchange with the provider, under the account's rate and concurrency
+        limits and timeout. 429, 5xx and timeouts are retried with backoff and jitter inside;
+        when the attempts run out it raises ``ProviderUnavailable``. Any other status is
+        returned as it came: the client decides what it means."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Poll:
+    """What a provider's status API said about one payment.
+
+    ``observations`` carry ``source=Source.RECONCILER`` and the same dedup keys the
+    callback parser gives the same facts, so a fact seen both ways is counted once.
+    ``found`` is False when the provider does not know the order (404, NOT_FOUND, absent
+    from a batch answer): nothing is observed then.
+    """
+
+    ref: PaymentRef
+    found: bool
+    provider_status: str | None = None
+    observations: list[Observation] = field(default_factory=list)
+    # False when the client could not even ask (PayCore without an invoice id): nothing is
+    # concluded from the silence, not even that a deadline passed unpaid.
+    asked: bool = True
+
+
+class StatusClient(Protocol):
+    """One account's status-API client. It may keep state between calls (an OAuth token)."""
+
+    @property
+    def batch_size(self) -> int:
+        """How many payments one call may ask about (CCPayment: 100; the others: 1)."""
+        ...
+
+    async def poll(self, call: HttpCall, refs: list[PaymentRef], now: datetime) -> list[Poll]:
+        """Ask about ``refs`` (at most ``batch_size``); one Poll per ref, in order.
+
+        Raises ``ProviderUnavailable`` (from ``call``) or ``ProviderRefused`` (401/403, an
+        unexpected status, a response that fails its signature or cannot be read)."""
+        ...
+
+
+class StatusApi(Protocol):
+    """A provider's status API: where it lives and a client per configured account."""
+
+    @property
+    def default_base_url(self) -> str: ...
+
+    def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
+        """A client for one account; ``base_url`` is the configured one or the default."""
+        ...

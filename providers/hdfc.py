@@ -13,6 +13,10 @@ Two inbound schemes:
   dashboard Response Key's UTF-8 bytes, standard base64. The encoding flavour is not
   documented, so we try three variants (design §8) and record which one matched.
 
+The Order Status API (``GET /orders/{order_id}``) answers the same order object as a
+webhook's ``content.order``; :func:`order_observations` reads both. Its client lives in
+providers/hdfc_status.py (``HdfcAdapter.status_api``).
+
 Amounts are rupees as decimals, never paise.
 """
 
@@ -37,6 +41,7 @@ from providers.base import (
     ReturnHint,
     ReturnPagesAccount,
     ReturnUrlScheme,
+    StatusApi,
     Verified,
     VerifiedReturn,
     parse_form,
@@ -112,6 +117,11 @@ class HdfcAccount(ReturnPagesAccount):
     response_keys: list[SecretRef] = Field(default_factory=list)
     # Juspay's merchant id, sent as ``x-merchantid`` to the status API.
     merchant_id: str | None = None
+    # The Order Status API's key (the Basic username, with an empty password) and the
+    # ``version`` date sent with it (the HDFC Node kit's; pinned, as the answer's shape may
+    # depend on it).
+    api_key: SecretRef | None = None
+    api_version: str = Field(default="2024-06-24", pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def api_authorization(api_key: str) -> str:
@@ -253,6 +263,13 @@ class HdfcAdapter:
     callback_media_types = JSON_MEDIA_TYPES
     returns: ReturnUrlScheme | None = HdfcReturns()
 
+    @property
+    def status_api(self) -> StatusApi:
+        # Imported on use: that module builds on this one (the account, the order parser).
+        from providers.hdfc_status import HdfcStatusApi
+
+        return HdfcStatusApi()
+
     def verify_callback(
         self,
         account: ProviderAccount,
@@ -289,32 +306,46 @@ class HdfcAdapter:
         order = content.get("order") if isinstance(content, dict) else None
         if not isinstance(order, dict):
             raise MalformedMessage("content.order is missing or not an object")
-        order_id = required_text(order, "order_id", "content.order.order_id")
-        status = required_text(order, "status", "content.order.status")
-        common: dict[str, Any] = {
-            "source": Source.CALLBACK,
-            "provider": NAME,
-            "account": envelope.account,
-            "merchant_ref": order_id,
-            "provider_ref": optional_text(order, "id"),
-            "amount_due": money(order, "amount", "amount"),
-            "currency": optional_text(order, "currency"),
-        }
-        observed_at = _utc(doc.get("date_created")) or envelope.received_at
-        status_observation = Observation(
-            kind=Kind.STATUS,
-            dedup_key=f"{NAME}:{envelope.account}:{order_id}:status:{status}",
-            observed_at=observed_at,
-            # An unknown status is recorded as-is and changes nothing.
-            status=MAPPING.canonical(status),
-            provider_status=status,
-            **common,
+        return order_observations(
+            order,
+            account=envelope.account,
+            source=Source.CALLBACK,
+            # The event's time, when Juspay stated the order's status.
+            observed_at=_utc(doc.get("date_created")) or envelope.received_at,
         )
-        refunds = _refunds(order, f"{NAME}:{envelope.account}:{order_id}", observed_at, common)
-        return [status_observation, *refunds]
 
 
 ADAPTER = HdfcAdapter()
+
+
+def order_observations(
+    order: Mapping[str, Any], *, account: str, source: Source, observed_at: datetime
+) -> list[Observation]:
+    """The observations in one Juspay order object, a webhook's ``content.order`` or an
+    Order Status API answer (the same shape, so a fact seen both ways has one dedup key):
+    the order's status, stated at ``observed_at``, and each successful refund."""
+    order_id = required_text(order, "order_id", "order.order_id")
+    status = required_text(order, "status", "order.status")
+    common: dict[str, Any] = {
+        "source": source,
+        "provider": NAME,
+        "account": account,
+        "merchant_ref": order_id,
+        "provider_ref": optional_text(order, "id"),
+        "amount_due": money(order, "amount", "order.amount"),
+        "currency": optional_text(order, "currency"),
+    }
+    status_observation = Observation(
+        kind=Kind.STATUS,
+        dedup_key=f"{NAME}:{account}:{order_id}:status:{status}",
+        observed_at=observed_at,
+        # An unknown status is recorded as-is and changes nothing.
+        status=MAPPING.canonical(status),
+        provider_status=status,
+        **common,
+    )
+    refunds = _refunds(order, f"{NAME}:{account}:{order_id}", observed_at, common)
+    return [status_observation, *refunds]
 
 
 def _basic_credentials(header: str | None) -> tuple[bytes, bytes]:
@@ -343,11 +374,11 @@ def _refunds(
     if entries is None:
         return []
     if not isinstance(entries, list):
-        raise MalformedMessage("content.order.refunds is not a list")
+        raise MalformedMessage("order.refunds is not a list")
     found = []
     for entry in entries:
         if not isinstance(entry, dict):
-            raise MalformedMessage("content.order.refunds has an entry that is not an object")
+            raise MalformedMessage("order.refunds has an entry that is not an object")
         # PENDING, FAILURE and MANUAL_REVIEW move no money (yet).
         if entry.get("status") != "SUCCESS":
             continue

@@ -26,9 +26,12 @@ class Kind(StrEnum):
     CLOCK = "clock"
     # A verified return URL: asks for a status poll, recorded in the inbox, never folded.
     HINT = "hint"
+    # A merchant's registration (POST /v1/payments): terms and metadata, no status.
+    TERMS = "terms"
 
 
 class Source(StrEnum):
+    MERCHANT = "merchant"
     CALLBACK = "callback"
     RETURN_URL = "return_url"
     RECONCILER = "reconciler"
@@ -53,6 +56,8 @@ class Observation:
     currency: str | None = None
     # When the payment's valid period ends, if this source says so.
     expires_at: datetime | None = None
+    # The merchant's own data about the payment (registrations only); echoed in events.
+    metadata: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: decimals as strings, times as ISO 8601."""
@@ -72,6 +77,7 @@ class Observation:
             "amount_due": _dec(self.amount_due),
             "currency": self.currency,
             "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
+            "metadata": None if self.metadata is None else dict(self.metadata),
         }
 
     @classmethod
@@ -93,6 +99,7 @@ class Observation:
             amount_due=_parse_dec(doc.get("amount_due")),
             currency=doc.get("currency"),
             expires_at=datetime.fromisoformat(doc["expires_at"]) if doc.get("expires_at") else None,
+            metadata=doc.get("metadata"),
         )
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from aiohttp import web
+
 from paysync.settings import ProviderAccount
 
 
@@ -78,6 +80,11 @@ class ProviderSimulator(Protocol):
     def sign_callback(self, account: ProviderAccount, body: bytes, *, now: int) -> dict[str, str]:
         """The headers the provider sends with ``body`` at time ``now`` (Unix seconds),
         Content-Type included, signed with the account's first secret."""
+        ...
+
+    def add_status_routes(self, app: web.Application) -> None:
+        """Add the provider's simulated status API to ``app`` (mounted at ``/<provider>``),
+        every path starting ``/{account}/`` (see simulator/status.py)."""
         ...
 
     @property

@@ -1,26 +1,47 @@
-"""CCPayment's side: builds v1 "API Deposit" webhooks and signs them as CCPayment does.
+"""CCPayment's side: builds v1 "API Deposit" webhooks and signs them as CCPayment does,
+and answers the v1 Order Information Interface from the same ground truth.
 
 Field names and order follow providers/ccpayment.md; amounts are strings, as CCPayment
 sends them. ``lifecycle`` gives the webhooks of one order paid in one or more parts.
+
+Status API: ``POST /{account}/ccpayment/v1/bill/info`` on the status app's ``/ccpayment``
+sub-application, so an account's ``status_api.base_url`` is ``http://<sim>/ccpayment/<account>``
+(:func:`status_base_url`). The request's ``Sign`` is checked against the account's secrets
+(code 11005 with HTTP 200 otherwise, as CCPayment answers); the answer is signed with the
+account's first secret. ``trade_list`` is rebuilt from the order's ``success`` webhooks
+(their ``txid``, ``paid_amount`` and ``Timestamp`` as ``pay_time``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import orjson
+from aiohttp import web
 
 from paysync.settings import ProviderAccount
 from providers.ccpayment import (
+    BILL_INFO_BATCH,
+    BILL_INFO_PATH,
+    CODE_NOT_FOUND,
+    CODE_OK,
+    CONTENT_TYPE,
     HEADER_APP_ID,
     HEADER_SIGN,
     HEADER_TIMESTAMP,
+    NAME,
     CCPaymentAccount,
     sign,
 )
 from simulator.base import Lifecycle, Request, ReturnSimulator
+from simulator.status import book_of
 
 CONTRACT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 
@@ -41,7 +62,11 @@ def webhook_body(
     paid_amount: Decimal,
     pay_status: str = "success",
     crypto: str = "USDT",
+    txid: str | None = None,
 ) -> bytes:
+    """One webhook body; ``txid`` defaults to a hash of ``record_id``, so a resent record
+    carries its transfer's txid again (credits are keyed by txid) and distinct records
+    carry distinct, real-looking 64-hex txids."""
     return orjson.dumps(
         {
             "pay_status": pay_status,
@@ -55,7 +80,7 @@ def webhook_body(
             "paid_amount": str(paid_amount),
             "token_rate": "1",
             "chain": "TRX",
-            "txid": secrets.token_hex(32),
+            "txid": txid or hashlib.sha256(record_id.encode()).hexdigest(),
             "contract": CONTRACT,
             "crypto": crypto,
             "extend": {"merchant_order_id": merchant_ref},
@@ -66,7 +91,7 @@ def webhook_body(
 def signed(app_id: str, app_secret: str, body: bytes, timestamp: int) -> dict[str, str]:
     ts = str(timestamp)
     return {
-        "Content-Type": "application/json; charset=utf-8",
+        "Content-Type": CONTENT_TYPE,
         HEADER_APP_ID: app_id,
         HEADER_TIMESTAMP: ts,
         HEADER_SIGN: sign(app_id, app_secret, ts, body),
@@ -110,7 +135,7 @@ def _id() -> str:
 class CCPaymentSimulator:
     """CCPayment as paysync sees it: per-transaction webhooks, signed with a timestamp."""
 
-    name = "ccpayment"
+    name = NAME
     signs_timestamp = True
     required_headers = (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
     # CCPayment's hosted page does not sign its redirect.
@@ -153,6 +178,93 @@ class CCPaymentSimulator:
             callbacks=callbacks,
             statuses=["underpaid", "paid"],
         )
+
+    def add_status_routes(self, app: web.Application) -> None:
+        app.router.add_post("/{account}" + BILL_INFO_PATH, _bill_info)
+
+
+def status_base_url(sim_url: str, account_name: str) -> str:
+    """The ``status_api.base_url`` an account needs to be answered by the simulator."""
+    return f"{sim_url.rstrip('/')}/{NAME}/{account_name}"
+
+
+def order_info(life: Lifecycle) -> dict[str, Any]:
+    """The order-info ``data[]`` item of an order once its whole lifecycle happened."""
+    webhooks = [(orjson.loads(c.body), int(c.headers[HEADER_TIMESTAMP])) for c in life.callbacks]
+    credits = [(w, ts) for w, ts in webhooks if w.get("pay_status") == "success"]
+    paid = sum((Decimal(w["paid_amount"]) for w, _ in credits), Decimal(0))
+    first = webhooks[0][0] if webhooks else {}
+    chain, contract = first.get("chain", "TRX"), first.get("contract", CONTRACT)
+    detail = {
+        "product_price": first.get("product_price", str(life.amount)),
+        "denominated_currency": first.get("denominated_currency", "USD"),
+        "product_name": "Plan A",
+        "merchant_order_id": life.merchant_ref,
+        "chain": chain,
+        "contract": contract,
+        "crypto": life.currency,
+        "order_amount": str(life.amount),
+        # Only "Successful" is documented for deposits; "Pending" until paid in full.
+        "status": "Successful" if paid >= life.amount else "Pending",
+        "token_rate": first.get("token_rate", "1"),
+        "created": min((ts for _, ts in webhooks), default=int(time.time())) - 60,
+    }
+    trades = [
+        {
+            "amount": w["paid_amount"],
+            "txid": w["txid"],
+            "pay_time": ts,
+            "service_fee": "0",
+            "network_fee": "0",
+            "chain": w.get("chain", chain),
+            "contract": w.get("contract", contract),
+            "crypto": w.get("crypto", life.currency),
+            "token_rate": w.get("token_rate", "1"),
+        }
+        for w, ts in credits
+    ]
+    return {"order_detail": detail, "trade_list": trades, "refund_list": []}
+
+
+async def _bill_info(request: web.Request) -> web.Response:
+    account_name = request.match_info["account"]
+    book = book_of(request)
+    account = book.account(NAME, account_name)
+    if not isinstance(account, CCPaymentAccount):
+        raise web.HTTPNotFound(text="unknown account")
+    body = await request.read()
+    if not _signed_by(account, request.headers, body):
+        return _answer(account, {"code": 11005, "msg": "sign failed", "data": None})
+    try:
+        ids = orjson.loads(body)["merchant_order_ids"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise web.HTTPBadRequest(text="merchant_order_ids is required") from None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise web.HTTPBadRequest(text="merchant_order_ids must be a list of strings")
+    if len(ids) > BILL_INFO_BATCH:
+        return _answer(account, {"code": 11010, "msg": "more than 100 ids", "data": None})
+    found = [book.find(NAME, account_name, merchant_ref=i) for i in ids]
+    items = [order_info(life) for life in found if life is not None]
+    if not items:
+        return _answer(account, {"code": CODE_NOT_FOUND, "msg": "not found", "data": None})
+    return _answer(account, {"code": CODE_OK, "msg": "success", "data": items})
+
+
+def _signed_by(account: CCPaymentAccount, headers: Mapping[str, str], body: bytes) -> bool:
+    app_id, ts, given = (headers.get(h, "") for h in (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN))
+    if not hmac.compare_digest(app_id.encode(), account.app_id.encode()):
+        return False
+    ok = False
+    for secret in account.secrets:
+        expected = sign(app_id, secret.reveal(), ts, body).encode()
+        ok |= hmac.compare_digest(expected, given.lower().encode())
+    return ok
+
+
+def _answer(account: CCPaymentAccount, doc: dict[str, Any]) -> web.Response:
+    body = orjson.dumps(doc)
+    headers = signed(account.app_id, account.secrets[0].reveal(), body, int(time.time()))
+    return web.Response(body=body, headers=headers)
 
 
 SIMULATOR = CCPaymentSimulator()

@@ -4,11 +4,22 @@ customer's signed return redirect.
 Shapes follow the examples in providers/hdfc_smartgateway.md: compact JSON with amounts as
 JSON numbers in rupees, and the redirect's ``signature`` percent-encoded once more inside
 the already URL-encoded query or form body (``%252B``), as Juspay sends it.
+
+Order Status API: ``GET /{account}/orders/{order_id}`` under the status app's ``/hdfc``
+mount, so an account polls the simulator with
+``status_api.base_url = "http://<sim>/hdfc/<account>"`` (:func:`status_base_url`). It checks
+``Authorization: Basic base64(api_key + ":")`` and ``x-merchantid`` against the account
+(``401`` otherwise), answers ``404`` with ``{"status": "NOT_FOUND", ...}`` for an unknown
+order (Juspay's exact error bodies are not documented), and otherwise the order object of the
+lifecycle's last webhook (``content.order``), its numbers digit for digit.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hmac
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,10 +28,12 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import orjson
+from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.hdfc import HEADER_AUTHORIZATION, STATUS_IDS, HdfcAccount, sign_return
+from providers.hdfc import HEADER_AUTHORIZATION, NAME, STATUS_IDS, HdfcAccount, sign_return
 from simulator.base import Lifecycle, Request
+from simulator.status import book_of
 
 AMOUNT = Decimal("1499.00")
 CURRENCY = "INR"
@@ -167,8 +180,65 @@ class HdfcSimulator:
             statuses=["paid"],
         )
 
+    def add_status_routes(self, app: web.Application) -> None:
+        app.router.add_get("/{account}/orders/{order_id}", _get_order)
+
 
 SIMULATOR = HdfcSimulator()
+
+
+def status_base_url(sim_url: str, account_name: str) -> str:
+    """The ``status_api.base_url`` an account needs to poll the simulator at ``sim_url``."""
+    return f"{sim_url.rstrip('/')}/{NAME}/{account_name}"
+
+
+async def _get_order(request: web.Request) -> web.Response:
+    book, account_name = book_of(request), request.match_info["account"]
+    account = book.account(NAME, account_name)
+    if not isinstance(account, HdfcAccount) or not _authorized(account, request):
+        return _error(401, "error", "UNAUTHENTICATED", "invalid API key or merchant id")
+    order_id = request.match_info["order_id"]
+    life = book.find(NAME, account_name, merchant_ref=order_id)
+    if life is None:
+        return _error(404, "NOT_FOUND", "RESOURCE_NOT_FOUND", f"order {order_id} not found")
+    body = orjson.dumps(final_order(life), default=_decimal)
+    return web.Response(body=body, content_type="application/json")
+
+
+def final_order(life: Lifecycle) -> dict[str, Any]:
+    """The order as Juspay knows it once the lifecycle is over: the last webhook's
+    ``content.order``, amounts kept as Decimal so they are served digit for digit."""
+    event = json.loads(life.callbacks[-1].body, parse_float=Decimal)
+    order: dict[str, Any] = event["content"]["order"]
+    return order
+
+
+def _authorized(account: HdfcAccount, request: web.Request) -> bool:
+    """The API key as the Basic username and the account's ``x-merchantid``. The password
+    (documented as empty) is not checked: the HDFC Node kit's colon-less form works too."""
+    if account.api_key is None or account.merchant_id is None:
+        return False
+    scheme, _, token = request.headers.get(HEADER_AUTHORIZATION, "").partition(" ")
+    try:
+        username = base64.b64decode(token.strip(), validate=True).partition(b":")[0]
+    except (binascii.Error, ValueError):
+        return False
+    merchant = request.headers.get("x-merchantid", "").encode()
+    key_ok = hmac.compare_digest(username, account.api_key.reveal().encode())
+    return scheme.lower() == "basic" and key_ok and merchant == account.merchant_id.encode()
+
+
+def _error(status: int, juspay_status: str, code: str, message: str) -> web.Response:
+    """Juspay's error shape (``status``, ``error_code``, ``error_message``); the exact
+    bodies are not documented, and the client reads only the status code and ``status``."""
+    body = {"status": juspay_status, "error_code": code, "error_message": message}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def _decimal(value: object) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return _number(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _refund_fields(refunds: list[Refund], created: datetime) -> dict[str, Any]:

@@ -3,22 +3,33 @@
 The document follows the examples in providers/paycore.md: amounts are JSON numbers in major
 units (PayCore serialises PHP floats), an empty ``metadata`` is ``[]`` (PHP's empty array).
 The signature is computed here independently of the adapter, so a round trip tests both.
+
+Status API: ``GET /{account}/payment-invoices/{invoice_id}`` under the status app's
+``/paycore`` mount, so an account polls the simulator with
+``status_api.base_url = "http://<sim>/paycore/<account>"`` (:func:`status_base_url`; PayCore's
+own ``/api`` prefix has no counterpart here). It checks HTTP Basic ``api_account_id:api_key``
+(``401`` otherwise), answers ``404`` with a JSON:API-style error for an unknown invoice, and
+otherwise the invoice's final document: the body of the lifecycle's last callback.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 import secrets
 import string
 from collections.abc import Mapping
 from decimal import Decimal
 
 import orjson
+from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.paycore import HEADER_SIGNATURE, PAYMENT_INVOICES, PayCoreAccount
+from providers.paycore import HEADER_SIGNATURE, NAME, PAYMENT_INVOICES, PayCoreAccount
 from simulator.base import Lifecycle, Request, ReturnSimulator
+from simulator.status import book_of
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 # Statuses after which the invoice holds processed money (so `processed*` are set).
@@ -162,5 +173,46 @@ class PayCoreSimulator:
             statuses=["paid", "refunded"],
         )
 
+    def add_status_routes(self, app: web.Application) -> None:
+        app.router.add_get("/{account}/payment-invoices/{invoice_id}", _get_invoice)
+
 
 SIMULATOR = PayCoreSimulator()
+
+
+def status_base_url(sim_url: str, account_name: str) -> str:
+    """The ``status_api.base_url`` an account needs to poll the simulator at ``sim_url``."""
+    return f"{sim_url.rstrip('/')}/{NAME}/{account_name}"
+
+
+async def _get_invoice(request: web.Request) -> web.Response:
+    book, account_name = book_of(request), request.match_info["account"]
+    account = book.account(NAME, account_name)
+    if not isinstance(account, PayCoreAccount) or not _authorized(account, request):
+        return _error(401, "Unauthorized", "invalid account id or API key")
+    invoice = request.match_info["invoice_id"]
+    life = book.find(NAME, account_name, provider_ref=invoice)
+    if life is None:
+        return _error(404, "Not Found", f"payment invoice {invoice} not found")
+    # The last callback carries the invoice as it is once the lifecycle is over.
+    return web.Response(body=life.callbacks[-1].body, content_type="application/json")
+
+
+def _authorized(account: PayCoreAccount, request: web.Request) -> bool:
+    """HTTP Basic ``api_account_id:api_key``, as the Commerce private API checks it."""
+    if account.api_account_id is None or account.api_key is None:
+        return False
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    try:
+        given = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    expected = f"{account.api_account_id}:{account.api_key.reveal()}".encode()
+    return scheme.lower() == "basic" and hmac.compare_digest(given, expected)
+
+
+def _error(status: int, title: str, detail: str) -> web.Response:
+    """A JSON:API-style error document. PayCore documents error bodies only for ``422``
+    (``error_type``, ``error_codes``); the client reads nothing but the status code."""
+    body = {"errors": [{"status": str(status), "title": title, "detail": detail}]}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")

@@ -4,31 +4,49 @@ Bodies are compact JSON shaped like providers/plural.md's webhook example, with 
 an order object as Get Order returns it; amounts are integer paise. Webhooks are signed in
 the Standard Webhooks layout with the account's first secret, decoded as the adapter
 decodes it. ``lifecycle`` gives a pre-auth order: authorized, then processed (captured).
+
+Status API, on the status app's ``/plural`` sub-application (so an account's
+``status_api.base_url`` is ``http://<sim>/plural/<account>``, :func:`status_base_url`):
+``POST /{account}/api/auth/v1/token`` checks the account's ``client_id`` and
+``client_secret`` and issues a bearer token living ``token_expires_in`` seconds;
+``GET /{account}/api/pay/v1/orders/{order_id}`` and ``.../orders/reference/{ref}`` answer
+Get Order for a token issued to that account (``401`` otherwise): the last webhook's order
+with its payments in Get Order's fuller shape.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import secrets
 import string
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 import orjson
+from aiohttp import web
 
 from paysync.settings import ProviderAccount
 from providers.plural import (
+    AUTH_PATH,
     HEADER_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
+    NAME,
+    ORDER_BY_REFERENCE_PATH,
+    ORDER_PATH,
     PluralAccount,
     webhook_key,
 )
 from providers.plural import return_signature as _return_signature
 from providers.plural import webhook_signature as _webhook_mac
 from simulator.base import Lifecycle, Request
+from simulator.status import book_of
 
 MERCHANT_ID = "700001"
 AMOUNT = Decimal("1250.00")
@@ -141,10 +159,14 @@ class PluralReturnSimulator:
 class PluralSimulator:
     """Plural as paysync sees it: order webhooks signed with a timestamp, signed redirects."""
 
-    name = "plural"
+    name = NAME
     signs_timestamp = True
     required_headers = (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)
     returns = PluralReturnSimulator()
+
+    def __init__(self, *, token_expires_in: int = 3600) -> None:
+        # The ``expires_in`` the token route states and enforces (tests shorten it).
+        self.token_expires_in = token_expires_in
 
     def callback_body(self, merchant_ref: str, *, now: int) -> bytes:
         return webhook_body(
@@ -190,6 +212,122 @@ class PluralSimulator:
             callbacks=callbacks,
             statuses=["authorized", "captured"],
         )
+
+    def add_status_routes(self, app: web.Application) -> None:
+        app[TOKENS] = Tokens()
+        app.router.add_post("/{account}" + AUTH_PATH, self._issue_token)
+        app.router.add_get("/{account}" + ORDER_PATH + "{order_id}", _order_by_id)
+        app.router.add_get("/{account}" + ORDER_BY_REFERENCE_PATH + "{ref}", _order_by_reference)
+
+    async def _issue_token(self, request: web.Request) -> web.Response:
+        account_name = request.match_info["account"]
+        try:
+            doc = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            doc = None
+        if not isinstance(doc, dict) or doc.get("grant_type") != "client_credentials":
+            return _error(400, "INVALID_REQUEST", "grant_type must be client_credentials")
+        account = book_of(request).account(NAME, account_name)
+        if not _credentials_match(account, doc):
+            return _error(401, "UNAUTHORIZED", "invalid client credentials")
+        token = "eyJ" + secrets.token_urlsafe(32)
+        expires_at = time.monotonic() + self.token_expires_in
+        request.config_dict[TOKENS].issued[token] = (account_name, expires_at)
+        return _json(200, {"access_token": token, "expires_in": self.token_expires_in})
+
+
+@dataclass(slots=True)
+class Tokens:
+    """Bearer tokens the simulated API issued: token → (account, monotonic expiry)."""
+
+    issued: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+
+TOKENS = web.AppKey("plural_tokens", Tokens)
+
+
+def status_base_url(sim_url: str, account_name: str) -> str:
+    """The ``status_api.base_url`` an account needs to be answered by the simulator."""
+    return f"{sim_url.rstrip('/')}/{NAME}/{account_name}"
+
+
+def get_order_document(life: Lifecycle) -> dict[str, Any]:
+    """Get Order's answer about an order once its whole lifecycle happened."""
+    order: dict[str, Any] = orjson.loads(life.callbacks[-1].body)["data"]
+    order["payments"] = [_full_payment(p, order) for p in order.get("payments", [])]
+    return {"data": order}
+
+
+def _full_payment(payment: dict[str, Any], order: dict[str, Any]) -> dict[str, Any]:
+    """A payment as Get Order shows it: with acquirer data and, once captured, the capture."""
+    digits = int(hashlib.sha256(payment["id"].encode()).hexdigest(), 16)
+    captured = order.get("pre_auth") is True and payment["status"] == "PROCESSED"
+    return {
+        **payment,
+        "acquirer_data": {
+            "approval_code": f"{digits % 10**6:06d}",
+            "acquirer_reference": f"{digits % 10**15:015d}",
+            "rrn": f"{digits % 10**12:012d}",
+        },
+        "capture_data": [
+            {
+                "merchant_capture_reference": f"cap-{order['merchant_order_reference']}",
+                "capture_amount": payment["payment_amount"],
+                "created_at": payment["updated_at"],
+            }
+        ]
+        if captured
+        else [],
+    }
+
+
+async def _order_by_id(request: web.Request) -> web.Response:
+    return _get_order(request, provider_ref=request.match_info["order_id"])
+
+
+async def _order_by_reference(request: web.Request) -> web.Response:
+    return _get_order(request, merchant_ref=request.match_info["ref"])
+
+
+def _get_order(
+    request: web.Request, *, merchant_ref: str | None = None, provider_ref: str | None = None
+) -> web.Response:
+    account_name = request.match_info["account"]
+    if not _bearer_valid(request, account_name):
+        return _error(401, "UNAUTHORIZED", "invalid or expired access token")
+    if not (request.headers.get("Request-ID") and request.headers.get("Request-Timestamp")):
+        return _error(400, "INVALID_REQUEST", "Request-ID and Request-Timestamp are required")
+    life = book_of(request).find(
+        NAME, account_name, merchant_ref=merchant_ref, provider_ref=provider_ref
+    )
+    if life is None or not life.callbacks:
+        return _error(404, "ORDER_NOT_FOUND", "order not found")
+    return _json(200, get_order_document(life))
+
+
+def _credentials_match(account: ProviderAccount | None, doc: dict[str, Any]) -> bool:
+    if not isinstance(account, PluralAccount) or not account.client_id:
+        return False
+    if account.client_secret is None:
+        return False
+    given_id, given_secret = str(doc.get("client_id", "")), str(doc.get("client_secret", ""))
+    id_ok = hmac.compare_digest(given_id.encode(), account.client_id.encode())
+    secret_ok = hmac.compare_digest(given_secret.encode(), account.client_secret.reveal().encode())
+    return id_ok and secret_ok
+
+
+def _bearer_valid(request: web.Request, account_name: str) -> bool:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    issued = request.config_dict[TOKENS].issued.get(token) if scheme == "Bearer" else None
+    return issued is not None and issued[0] == account_name and time.monotonic() < issued[1]
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return _json(status, {"code": code, "message": message})
+
+
+def _json(status: int, doc: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(doc), content_type="application/json")
 
 
 def _iso(when: datetime) -> str:

@@ -40,6 +40,10 @@ SET status = $2, provider_ref = $3, amount = $4, currency = $5, expires_at = $6,
     updated_at = now()
 WHERE id = $1
 
+-- name: set_metadata
+-- The merchant's registration brings metadata; the first one registered stays.
+UPDATE payments SET metadata = $2 WHERE id = $1 AND metadata = jsonb_build_object()
+
 -- name: insert_transition
 INSERT INTO transitions (payment_id, seq, from_status, to_status, source, inbox_id)
 VALUES ($1, $2, $3, $4, $5, $6)

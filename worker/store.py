@@ -86,6 +86,8 @@ class Store:
             after = _never_lower(before, fold([*facts, obs], self._policy(obs.provider)))
             outcome = _outcome(before, after)
         inbox_id = await self._receipt(conn, row["id"], envelope, obs, outcome)
+        if inbox_id is not None and obs.metadata:
+            await conn.execute(self._q["set_metadata"], row["id"], dict(obs.metadata))
         if inbox_id is None or after == before:
             # None: this very message was recorded before (a redelivery after a crash).
             return Outcome(

@@ -19,7 +19,8 @@ CREATE TABLE payments (
     metadata        jsonb       NOT NULL DEFAULT '{}',
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    next_check_at   timestamptz,
+    -- When the reconciler checks the payment next (NULL: settled, no more checks).
+    next_check_at   timestamptz DEFAULT now() + interval '1 minute',
     check_attempts  integer     NOT NULL DEFAULT 0,
     CONSTRAINT payments_natural_key UNIQUE (provider, account, merchant_ref),
     CONSTRAINT payments_status_known CHECK (status IN (
@@ -79,3 +80,18 @@ CREATE TABLE outbox (
 );
 
 CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+
+CREATE TABLE reconcile_runs (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    trigger     text        NOT NULL,
+    filters     jsonb       NOT NULL DEFAULT '{}',
+    dry_run     boolean     NOT NULL DEFAULT false,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    checked     integer     NOT NULL DEFAULT 0,
+    in_sync     integer     NOT NULL DEFAULT 0,
+    drift       integer     NOT NULL DEFAULT 0,
+    not_found   integer     NOT NULL DEFAULT 0,
+    failed      integer     NOT NULL DEFAULT 0,
+    CONSTRAINT reconcile_runs_trigger_known CHECK (trigger IN ('schedule', 'operator'))
+);

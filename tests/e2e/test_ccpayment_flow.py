@@ -166,7 +166,12 @@ async def test_sigterm_stops_every_role_cleanly(config: RunConfig) -> None:
         assert await process.stop() == 0
     lines = [orjson.loads(line) for line in process.log.splitlines() if line.startswith("{")]
     stopped = [line["event"] for line in lines if line["event"].endswith("_stopped")]
-    assert sorted(stopped) == ["consumer_stopped", "relay_stopped", "service_stopped"]
+    assert sorted(stopped) == [
+        "consumer_stopped",
+        "reconciler_stopped",
+        "relay_stopped",
+        "service_stopped",
+    ]
     assert stopped[-1] == "service_stopped"
     assert not [line for line in lines if line["level"] in ("error", "critical")]
 

@@ -44,8 +44,9 @@ def observations_of(rng: random.Random, provider: str, ref: str) -> list[Observa
     expires = T0 + timedelta(hours=24)
     made = []
     for i in range(rng.randint(1, 6)):
-        # Hints are not facts (they travel as return_url envelopes, never folded).
-        facts = [k for k in Kind if k is not Kind.HINT]
+        # Hints are not facts (return_url envelopes, never folded); registrations (terms)
+        # are tested on their own.
+        facts = [k for k in Kind if k not in (Kind.HINT, Kind.TERMS)]
         kind = rng.choices(facts, weights=[5, 4, 1, 1, 1])[0]
         provider_status = rng.choice([*mapping.statuses, "UNHEARD_OF"])
         made.append(

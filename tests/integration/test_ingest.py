@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,15 +21,14 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 # The v1 webhook test vector of ../shared/providers/ccpayment.md, exact bytes.
-VECTOR_BODY = (
-    b'{"pay_status":"success","order_type":"API Deposit","record_id":"20240101120000000000000'
-    b'0000000002","order_id":"202401011100000000000000000000003","product_price":"25","denom'
-    b'inated_currency":"USD","order_amount":"25","fiat_rate":"1","paid_amount":"25","token_r'
-    b'ate":"1","chain":"TRX","txid":"abc123","contract":"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t",'
-    b'"crypto":"USDT","extend":{"merchant_order_id":"order-1001"}}'
-)
+VECTOR_FIXTURES = Path(__file__).parents[1] / "fixtures" / "ccpayment"
+VECTOR_BODY = (VECTOR_FIXTURES / "vector_webhook_body.json").read_bytes()
 VECTOR_TS = "1700000000"
-VECTOR_SIGN = "f2acd42b5f9df14331fd0e92002a60468871b130142e6f4e8fdf5c16a09d31ea"
+VECTOR_SIGN: str = next(
+    v["expected"]
+    for v in json.loads((VECTOR_FIXTURES / "vectors.json").read_text("utf-8"))
+    if v["name"] == "v1_webhook"
+)
 VECTOR_NOW = datetime.fromtimestamp(1700000000, UTC)
 
 

@@ -31,11 +31,16 @@ PROVIDER_SECRETS: dict[str, Callable[[], str]] = {
     "TEST_HDFC_RESPONSE_KEY": lambda: secrets.token_hex(16).upper(),
     "TEST_PLURAL_SECRET": lambda: base64.b64encode(secrets.token_bytes(24)).decode(),
     "TEST_PLURAL_RETURN_KEY": lambda: secrets.token_hex(32).upper(),
+    "TEST_PAYCORE_API_KEY": lambda: secrets.token_hex(12),
+    "TEST_HDFC_API_KEY": lambda: secrets.token_hex(12).upper(),
+    "TEST_PLURAL_CLIENT_SECRET": lambda: secrets.token_hex(12),
 }
 PROVIDER_ACCOUNTS = f"""
 [accounts.paycore.{ACCOUNT}]
 secrets = ["env:TEST_PAYCORE_SECRET"]
 test_secrets = ["env:TEST_PAYCORE_TEST_SECRET"]
+api_account_id = "coma_TESTACCOUNT"
+api_key = "env:TEST_PAYCORE_API_KEY"
 
 [accounts.hdfc.{ACCOUNT}]
 webhook_username = "{HDFC_USERNAME}"
@@ -43,9 +48,13 @@ secrets = ["env:TEST_HDFC_PASSWORD"]
 response_keys = ["env:TEST_HDFC_RESPONSE_KEY"]
 return_success_url = "{RETURN_SUCCESS}"
 return_failure_url = "{RETURN_FAILURE}?from=paysync"
+api_key = "env:TEST_HDFC_API_KEY"
+merchant_id = "shop_test"
 
 [accounts.plural.{ACCOUNT}]
 secrets = ["env:TEST_PLURAL_SECRET"]
+client_id = "client-test"
+client_secret = "env:TEST_PLURAL_CLIENT_SECRET"
 return_keys = ["env:TEST_PLURAL_RETURN_KEY"]
 return_success_url = "{RETURN_SUCCESS}"
 return_failure_url = "{RETURN_FAILURE}?from=paysync"
@@ -86,7 +95,10 @@ def write_config(
     amqp_url: str = AMQP_URL,
     extra: str = "",
     secret: str | None = None,
+    status_url: str | None = None,
+    status_rate: float = 20.0,
 ) -> RunConfig:
+    """``status_url``: the simulated status APIs (simulator/status.py) every account asks."""
     port = free_port()
     path = directory / "paysync.toml"
     path.write_text(
@@ -116,6 +128,7 @@ relay_poll_seconds = 0.5
 app_id = "{APP_ID}"
 secrets = ["env:{OLD_SECRET_ENV}", "env:{SECRET_ENV}"]
 {PROVIDER_ACCOUNTS}
+{_status_tables(status_url, status_rate)}
 {extra}
 """,
         encoding="utf-8",
@@ -125,3 +138,19 @@ secrets = ["env:{OLD_SECRET_ENV}", "env:{SECRET_ENV}"]
         OLD_SECRET_ENV: secrets.token_hex(16),
     } | {name: make() for name, make in PROVIDER_SECRETS.items()}
     return RunConfig(path=path, env=env, port=port)
+
+
+def _status_tables(status_url: str | None, rate: float) -> str:
+    if status_url is None:
+        return ""
+    return "".join(
+        f"""
+[accounts.{provider}.{ACCOUNT}.status_api]
+base_url = "{status_url}/{provider}/{ACCOUNT}"
+rate_per_second = {rate}
+concurrency = 8
+timeout_seconds = 2.0
+max_attempts = 6
+"""
+        for provider in ("paycore", "ccpayment", "hdfc", "plural")
+    )

@@ -68,9 +68,11 @@ async def wait_ready(config: RunConfig, process: Process, timeout: float = 20.0)
 
 
 @asynccontextmanager
-async def running(config: RunConfig, *args: str) -> AsyncIterator[Process]:
+async def running(
+    config: RunConfig, *args: str, log_name: str = "paysync.log"
+) -> AsyncIterator[Process]:
     """Start paysync, wait until ready when it serves HTTP, stop it afterwards."""
-    process = await start(config, *args)
+    process = await start(config, *args, log_name=log_name)
     try:
         if "ingest" in args or "all" in args:
             await wait_ready(config, process)

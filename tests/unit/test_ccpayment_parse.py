@@ -83,16 +83,23 @@ def test_success_is_one_credit() -> None:
     assert obs.provider_status == "success"
     assert obs.status is None
     assert obs.observed_at == RECEIVED_AT
-    assert obs.dedup_key == "ccpayment:shop-1:credit:202401011200000000000000000000002"
+    assert obs.dedup_key == "ccpayment:shop-1:order-1001:credit:abc123"
 
 
-def test_dedup_key_depends_on_account_and_record_only() -> None:
-    [a] = ADAPTER.parse_callback(envelope(body_of(doc(txid="x")), account="a"))
-    [b] = ADAPTER.parse_callback(envelope(body_of(doc(txid="y", paid_amount="3")), account="a"))
+def test_dedup_key_depends_on_account_order_and_txid_only() -> None:
+    # The status API lists trades by txid only: keyed by it, a credit seen by callback and by
+    # poll is one credit.
+    [a] = ADAPTER.parse_callback(envelope(body_of(doc(record_id="r1")), account="a"))
+    [b] = ADAPTER.parse_callback(
+        envelope(body_of(doc(record_id="r2", paid_amount="3")), account="a")
+    )
     [c] = ADAPTER.parse_callback(envelope(body_of(doc()), account="b"))
-    [d] = ADAPTER.parse_callback(envelope(body_of(doc(record_id="other")), account="a"))
+    [d] = ADAPTER.parse_callback(envelope(body_of(doc(txid="other")), account="a"))
+    [e] = ADAPTER.parse_callback(
+        envelope(body_of(doc(extend={"merchant_order_id": "order-2"})), account="a")
+    )
     assert a.dedup_key == b.dedup_key
-    assert len({a.dedup_key, c.dedup_key, d.dedup_key}) == 3
+    assert len({a.dedup_key, c.dedup_key, d.dedup_key, e.dedup_key}) == 4
 
 
 def test_amounts_keep_all_decimals() -> None:

@@ -1,8 +1,14 @@
-"""CCPayment v1 signature: the published test vectors and CCPaymentAdapter.verify_callback."""
+"""CCPayment v1 signature: the provider doc's test vectors and CCPaymentAdapter.verify_callback."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,24 +22,19 @@ from providers.ccpayment import (
     sign,
 )
 
-# Test vectors from ../shared/providers/ccpayment.md ("Test vectors"); bodies are exact bytes.
+# Test vectors of ../shared/providers/ccpayment.md ("Test vectors"); bodies are exact bytes.
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ccpayment"
+VECTORS: list[dict[str, Any]] = json.loads((FIXTURES / "vectors.json").read_text("utf-8"))
+BY_NAME = {v["name"]: v for v in VECTORS}
 APP_ID = "202401010000000000000000000000001"
 APP_SECRET = "0123456789abcdef0123456789abcdef"
 TIMESTAMP = "1700000000"
-WEBHOOK_BODY = (
-    b'{"pay_status":"success","order_type":"API Deposit",'
-    b'"record_id":"202401011200000000000000000000002",'
-    b'"order_id":"202401011100000000000000000000003","product_price":"25",'
-    b'"denominated_currency":"USD","order_amount":"25","fiat_rate":"1","paid_amount":"25",'
-    b'"token_rate":"1","chain":"TRX","txid":"abc123",'
-    b'"contract":"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t","crypto":"USDT",'
-    b'"extend":{"merchant_order_id":"order-1001"}}'
-)
-WEBHOOK_SIGN = "f2acd42b5f9df14331fd0e92002a60468871b130142e6f4e8fdf5c16a09d31ea"
-WEBHOOK_SIGN_TS_PLUS_1 = "3d9dac3d01bf4f185a7caf953ed631ac40b9ff3536137cfc381dbfa6c2833c09"
-EMPTY_BODY_SIGN = "b1426fee636f92e2f8cbfa9321f206740fe33eda8e829706dd2e1727874b4e94"
-ORDER_INFO_BODY = b'{"merchant_order_ids":["order-1001"]}'
-ORDER_INFO_SIGN = "6c9ec01ab0da616933921477548438066620146f9537f8796523462e1d5e1931"
+WEBHOOK_BODY = (FIXTURES / "vector_webhook_body.json").read_bytes()
+WEBHOOK_SIGN: str = BY_NAME["v1_webhook"]["expected"]
+WEBHOOK_SIGN_TS_PLUS_1: str = BY_NAME["v1_webhook_next_timestamp_against_original_timestamp"][
+    "expected"
+]
+EMPTY_BODY_SIGN: str = BY_NAME["v1_empty_body"]["expected"]
 
 NOW = datetime.fromtimestamp(1700000000, tz=UTC)
 ADAPTER = CCPaymentAdapter()
@@ -78,26 +79,73 @@ def reason_of(
 # --- the vectors themselves ---------------------------------------------------------------
 
 
-def test_webhook_vector() -> None:
-    assert sign(APP_ID, APP_SECRET, TIMESTAMP, WEBHOOK_BODY) == WEBHOOK_SIGN
+def body_of(vector: dict[str, Any]) -> bytes:
+    return (FIXTURES / str(vector["inputs"]["body_file"])).read_bytes()
 
 
-def test_webhook_vector_with_next_timestamp() -> None:
-    assert sign(APP_ID, APP_SECRET, "1700000001", WEBHOOK_BODY) == WEBHOOK_SIGN_TS_PLUS_1
+def test_fixture_has_every_vector_of_the_doc() -> None:
+    assert len(WEBHOOK_BODY) == 406
+    assert not WEBHOOK_BODY.endswith(b"\n")
+    assert body_of(BY_NAME["v1_empty_body"]) == b""
+    assert body_of(BY_NAME["v1_order_info_request"]) == b'{"merchant_order_ids":["order-1001"]}'
+    assert len(VECTORS) == 6
+    assert len(BY_NAME) == len(VECTORS)
+    assert {v["must_match"] for v in VECTORS} == {True, False}
+    assert {v["inputs"]["scheme"] for v in VECTORS} == {"v1", "v2"}
+    for vector in VECTORS:
+        inputs = vector["inputs"]
+        assert (inputs["app_id"], inputs["app_secret"]) == (APP_ID, APP_SECRET)
+        assert inputs["headers"][HEADER_SIGN] == vector["expected"]
+        assert not body_of(vector).endswith(b"\n")
+
+
+def test_fixture_has_the_doc_example_payloads() -> None:
+    webhook = json.loads((FIXTURES / "example_webhook_partial_payment.json").read_bytes())
+    info = json.loads((FIXTURES / "example_order_info_response.json").read_bytes())
+    v2 = json.loads((FIXTURES / "example_v2_webhook.json").read_bytes())
+    [item] = info["data"]
+    merchant_ref = item["order_detail"]["merchant_order_id"]
+    assert webhook["extend"]["merchant_order_id"] == merchant_ref == v2["msg"]["orderId"]
+    assert webhook["paid_amount"] == item["trade_list"][0]["amount"]
+    # "A second webhook ... completes it (total = due)".
+    paid = sum(Decimal(trade["amount"]) for trade in item["trade_list"])
+    assert paid == Decimal(webhook["order_amount"]) == Decimal(item["order_detail"]["order_amount"])
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_vector_value(vector: dict[str, Any]) -> None:
+    inputs = vector["inputs"]
+    app_id, secret, timestamp = inputs["app_id"], inputs["app_secret"], inputs["timestamp"]
+    body = body_of(vector)
+    if inputs["scheme"] == "v1":
+        plain = hashlib.sha256((app_id + secret + timestamp).encode() + body).hexdigest()
+        assert plain == vector["expected"]
+        assert sign(app_id, secret, timestamp, body) == vector["expected"]
+    else:
+        message = (app_id + timestamp).encode() + body
+        mac = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+        assert mac == vector["expected"]
+        assert sign(app_id, secret, timestamp, body) != vector["expected"]
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_vector_verification(vector: dict[str, Any]) -> None:
+    inputs = vector["inputs"]
+    hdrs = {"Content-Type": "application/json; charset=utf-8"} | inputs["headers"]
+    acct = account({"CCP_SECRET": inputs["app_secret"]})
+    if vector["must_match"]:
+        verified = ADAPTER.verify_callback(acct, hdrs, body_of(vector), NOW)
+        assert verified.secret_ref == "env:CCP_SECRET"
+        assert verified.http_headers == {HEADER_TIMESTAMP: inputs["headers"][HEADER_TIMESTAMP]}
+    else:
+        assert reason_of(hdrs, body_of(vector), acct=acct).reason == "bad_signature"
+
+
+def test_webhook_vector_with_next_timestamp_differs() -> None:
+    vector = BY_NAME["v1_webhook_next_timestamp_against_original_timestamp"]
+    assert vector["inputs"]["timestamp"] == "1700000001"
+    assert vector["inputs"]["headers"][HEADER_TIMESTAMP] == TIMESTAMP
     assert WEBHOOK_SIGN_TS_PLUS_1 != WEBHOOK_SIGN
-
-
-def test_sign_for_next_timestamp_does_not_verify_for_original_timestamp() -> None:
-    error = reason_of(headers(timestamp=TIMESTAMP, sign_value=WEBHOOK_SIGN_TS_PLUS_1))
-    assert error.reason == "bad_signature"
-
-
-def test_empty_body_vector() -> None:
-    assert sign(APP_ID, APP_SECRET, TIMESTAMP, b"") == EMPTY_BODY_SIGN
-
-
-def test_order_info_request_vector() -> None:
-    assert sign(APP_ID, APP_SECRET, TIMESTAMP, ORDER_INFO_BODY) == ORDER_INFO_SIGN
 
 
 def test_sign_is_64_lowercase_hex() -> None:

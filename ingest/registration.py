@@ -1,0 +1,149 @@
+"""``POST /v1/payments``: a merchant registers a payment it expects (design §3).
+
+A registered payment is checked by the reconciler even if no callback ever arrives. The
+registration is validated here (``400`` with every field error at once), compared with
+what paysync already holds (``409`` when it contradicts it: another amount, currency or
+provider reference), then published like everything else — a ``terms`` observation in an
+``observations`` envelope — and answered ``202``: the worker writes it. Registering the
+same payment again with the same terms is harmless (``202``; the inbox absorbs it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from ingest.http import BROKER, POOL, QUERIES, SETTINGS
+from paysync.amqp import publish_envelope
+from paysync.db import translated_errors
+from paysync.errors import BrokerUnavailable, DatabaseUnavailable
+from paysync.logging import get_logger
+from schemas.envelope import Envelope, EnvelopeKind
+from schemas.observation import Kind, Observation, Source, dump_observations
+
+log = get_logger(__name__)
+
+
+class Registration(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = Field(min_length=1, max_length=64)
+    account: str = Field(min_length=1, max_length=200)
+    merchant_ref: str = Field(min_length=1, max_length=200)
+    provider_ref: str | None = Field(default=None, min_length=1, max_length=200)
+    # A decimal string ("25.00"): money never travels as a float.
+    amount: str = Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,18})?$")
+    currency: str = Field(pattern=r"^[A-Za-z0-9]{2,12}$")
+    expires_at: AwareDatetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def _fields(exc: ValidationError) -> dict[str, str]:
+    return {
+        ".".join(str(p) for p in err["loc"]) or "body": err["msg"]
+        for err in exc.errors(include_input=False, include_url=False)
+    }
+
+
+def _invalid(fields: dict[str, str]) -> web.Response:
+    return web.json_response({"error": "invalid_registration", "fields": fields}, status=400)
+
+
+async def register_payment(request: web.Request) -> web.Response:
+    try:
+        registration = Registration.model_validate(orjson.loads(await request.read()))
+    except orjson.JSONDecodeError:
+        return _invalid({"body": "not JSON"})
+    except ValidationError as exc:
+        return _invalid(_fields(exc))
+    settings = request.app[SETTINGS]
+    if settings.account(registration.provider, registration.account) is None:
+        return _invalid(
+            {"account": f"{registration.provider}/{registration.account} is not configured"}
+        )
+    amount = Decimal(registration.amount)
+    if amount <= 0:
+        return _invalid({"amount": "must be greater than zero"})
+    structlog.contextvars.bind_contextvars(
+        provider=registration.provider,
+        account=registration.account,
+        merchant_ref=registration.merchant_ref,
+    )
+    try:
+        conflicts = await _conflicts(request, registration, amount)
+    except DatabaseUnavailable as exc:
+        log.warning("registration_unavailable", error=str(exc))
+        return web.json_response({"error": "database_unavailable"}, status=503)
+    if conflicts:
+        log.info("registration_conflict", fields=conflicts)
+        return web.json_response({"error": "conflict", "fields": conflicts}, status=409)
+    try:
+        await _publish(request, registration, amount)
+    except BrokerUnavailable as exc:
+        log.warning("registration_unconfirmed", error=str(exc))
+        return web.json_response({"error": "broker_unavailable"}, status=503)
+    log.info("payment_registered")
+    return web.json_response(
+        {
+            "status": "accepted",
+            "payment": {
+                "provider": registration.provider,
+                "account": registration.account,
+                "merchant_ref": registration.merchant_ref,
+            },
+        },
+        status=202,
+    )
+
+
+async def _conflicts(request: web.Request, reg: Registration, amount: Decimal) -> dict[str, str]:
+    query = request.app[QUERIES]["registered_terms"]
+    async with translated_errors(), request.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(query, reg.provider, reg.account, reg.merchant_ref)
+    if row is None:
+        return {}
+    found = {}
+    if row["amount"] is not None and row["amount"] != amount:
+        found["amount"] = f"registered or reported as {row['amount']}"
+    if row["currency"] is not None and row["currency"] != reg.currency:
+        found["currency"] = f"registered or reported as {row['currency']}"
+    if row["provider_ref"] and reg.provider_ref and row["provider_ref"] != reg.provider_ref:
+        found["provider_ref"] = f"registered or reported as {row['provider_ref']}"
+    return found
+
+
+async def _publish(request: web.Request, reg: Registration, amount: Decimal) -> None:
+    now = datetime.now(UTC)
+    terms = Observation(
+        kind=Kind.TERMS,
+        source=Source.MERCHANT,
+        provider=reg.provider,
+        account=reg.account,
+        merchant_ref=reg.merchant_ref,
+        dedup_key=f"{reg.provider}:{reg.account}:{reg.merchant_ref}:registration",
+        observed_at=now,
+        provider_ref=reg.provider_ref,
+        amount_due=amount,
+        currency=reg.currency,
+        expires_at=reg.expires_at,
+        metadata=reg.metadata,
+    )
+    envelope = Envelope(
+        message_id=str(uuid.uuid4()),
+        kind=EnvelopeKind.OBSERVATIONS,
+        provider=reg.provider,
+        account=reg.account,
+        received_at=now,
+        body=dump_observations([terms]),
+        content_type="application/json",
+        verified_by="api",
+    )
+    settings = request.app[SETTINGS]
+    await publish_envelope(request.app[BROKER], envelope, settings.ingest.confirm_timeout_seconds)

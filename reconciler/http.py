@@ -1,0 +1,146 @@
+"""HTTP to one provider account's status API, within that account's limits.
+
+Every call waits for the account's rate limiter (requests are spaced at least
+``1 / rate_per_second`` apart, so no one-second window ever holds more than the rate) and
+for a concurrency slot, runs under the account's timeout, and is retried with backoff and
+jitter on 429, 5xx and timeouts (``Retry-After`` is honoured up to the backoff cap). When
+the attempts run out it raises ``ProviderUnavailable``; any other answer is returned to the
+provider's client, which decides what it means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+
+import aiohttp
+
+from paysync.errors import ProviderUnavailable
+from paysync.logging import get_logger
+from paysync.metrics import Metrics
+from paysync.retry import Backoff
+from paysync.settings import StatusApiSettings
+from providers.base import HttpAnswer
+
+log = get_logger(__name__)
+
+# A spacing margin: arrival jitter on the provider's side must never make two requests
+# look closer than the rate allows.
+_MARGIN_SECONDS = 0.002
+
+
+class RateLimiter:
+    """Spaces request starts at least ``1 / rate`` seconds apart (no bursts)."""
+
+    def __init__(
+        self,
+        rate_per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = 1.0 / rate_per_second + _MARGIN_SECONDS
+        self._clock = clock
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    def reserve(self) -> float:
+        """Claim the next start time; returns how long to wait for it."""
+        now = self._clock()
+        start = max(now, self._next)
+        self._next = start + self._interval
+        return start - now
+
+    async def wait(self) -> None:
+        async with self._lock:
+            delay = self.reserve()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class AccountHttp:
+    """The ``HttpCall`` of one provider account (see providers/base.py)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        provider: str,
+        account: str,
+        settings: StatusApiSettings,
+        metrics: Metrics,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._session = session
+        self._provider = provider
+        self._account = account
+        self._settings = settings
+        self._metrics = metrics
+        self._limiter = RateLimiter(settings.rate_per_second)
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._backoff = backoff or Backoff(initial=0.2, maximum=5.0)
+
+    async def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+    ) -> HttpAnswer:
+        problem = ""
+        for attempt in range(1, self._settings.max_attempts + 1):
+            answer, problem, retry_after = await self._once(method, url, headers, body)
+            if answer is not None:
+                return answer
+            if attempt < self._settings.max_attempts:
+                delay = self._backoff.delay(attempt)
+                if retry_after is not None:
+                    delay = max(delay, min(retry_after, self._backoff.maximum))
+                log.info(
+                    "provider_call_retried",
+                    provider=self._provider,
+                    account=self._account,
+                    problem=problem,
+                    attempt=attempt,
+                    delay=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+        raise ProviderUnavailable(
+            f"{self._provider}/{self._account}: {problem} after "
+            f"{self._settings.max_attempts} attempts"
+        )
+
+    async def _once(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> tuple[HttpAnswer | None, str, float | None]:
+        """One attempt: the answer, or None with what went wrong and any Retry-After."""
+        await self._limiter.wait()
+        timeout = aiohttp.ClientTimeout(total=self._settings.timeout_seconds)
+        started = time.perf_counter()
+        async with self._slots:
+            try:
+                async with self._session.request(
+                    method, url, headers=dict(headers), data=body, timeout=timeout
+                ) as resp:
+                    payload = await resp.read()
+                    answer = HttpAnswer(status=resp.status, headers=resp.headers, body=payload)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                self._observe("timeout" if isinstance(exc, TimeoutError) else "error", started)
+                return None, type(exc).__name__, None
+        self._observe(str(answer.status), started)
+        if answer.status == 429 or answer.status >= 500:
+            return None, f"HTTP {answer.status}", _retry_after(answer.headers)
+        return answer, "", None
+
+    def _observe(self, code: str, started: float) -> None:
+        self._metrics.provider_api_seconds.labels(self._provider, code).observe(
+            time.perf_counter() - started
+        )
+        self._metrics.provider_api_calls.labels(self._provider, self._account, code).inc()
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None  # an HTTP date: the backoff decides

@@ -1,0 +1,312 @@
+"""The reconciler end to end, with real paysync processes, RabbitMQ, Postgres and the
+simulated status APIs of all four providers (in this process, on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+from aiohttp import web
+
+from simulator import SIMULATORS
+from simulator.base import Lifecycle
+from simulator.chaos import Chaos, deliveries
+from simulator.sender import send_request
+from simulator.status import Faults, OrderBook, build_status_app, max_per_second
+from tests.integration.test_timeline_api import API_TABLE, TOKEN_ENV, with_tokens
+from tests.support.amqp import depth, take
+from tests.support.config import ACCOUNT, RunConfig, write_config
+from tests.support.process import PAYSYNC, running
+from tests.support.services import BrokerNames
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+PROVIDERS = sorted(SIMULATORS)
+RATE = 25.0
+
+
+@asynccontextmanager
+async def status_simulator(
+    book: OrderBook, faults: Faults
+) -> AsyncIterator[tuple[str, web.Application]]:
+    routes = {name: sim.add_status_routes for name, sim in SIMULATORS.items()}
+    app = build_status_app(book, faults, routes)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", app
+    finally:
+        await runner.cleanup()
+
+
+def _config(
+    tmp_path: Path, db_url: str, names: BrokerNames, sim_url: str, book: OrderBook
+) -> RunConfig:
+    config = with_tokens(
+        write_config(
+            tmp_path,
+            database_url=db_url,
+            prefix=names.prefix,
+            extra=API_TABLE,
+            status_url=sim_url,
+            status_rate=RATE,
+        )
+    )
+    # Scheduled rounds: small and frequent, so two replicas share the work in a test.
+    config.env["PAYSYNC_RECONCILER__BATCH_SIZE"] = "10"
+    config.env["PAYSYNC_RECONCILER__INTERVAL_SECONDS"] = "0.2"
+    settings = config.settings
+    for provider in PROVIDERS:
+        account = settings.account(provider, ACCOUNT)
+        assert account is not None
+        book.accounts[(provider, ACCOUNT)] = account
+    return config
+
+
+def _orders(config: RunConfig, book: OrderBook, count: int) -> list[tuple[str, Lifecycle]]:
+    settings, now = config.settings, int(time.time())
+    made = []
+    for i in range(count):
+        provider = PROVIDERS[i % len(PROVIDERS)]
+        account = settings.account(provider, ACCOUNT)
+        assert account is not None
+        life = SIMULATORS[provider].lifecycle(account, f"{provider}-{i:04d}", now=now)
+        book.add(provider, ACCOUNT, life)
+        made.append((provider, life))
+    return made
+
+
+async def _register(config: RunConfig, orders: list[tuple[str, Lifecycle]]) -> None:
+    """The merchant's backend registers every order it sends to a provider."""
+    headers = {"Authorization": f"Bearer {config.env[TOKEN_ENV]}"}
+    slots = asyncio.Semaphore(16)
+
+    async def one(session: aiohttp.ClientSession, provider: str, life: Lifecycle) -> int:
+        body = {
+            "provider": provider,
+            "account": ACCOUNT,
+            "merchant_ref": life.merchant_ref,
+            "provider_ref": life.provider_ref,
+            "amount": str(life.amount),
+            "currency": life.currency,
+        }
+        async with (
+            slots,
+            session.post(f"{config.url}/v1/payments", json=body, headers=headers) as r,
+        ):
+            return r.status
+
+    async with aiohttp.ClientSession() as session:
+        answers = await asyncio.gather(*(one(session, p, life) for p, life in orders))
+    assert set(answers) == {202}
+
+
+async def _deliver(
+    config: RunConfig, orders: list[tuple[str, Lifecycle]], chaos: Chaos
+) -> dict[int, int]:
+    slots = asyncio.Semaphore(16)
+    answers: dict[int, int] = defaultdict(int)
+
+    async def one(session: aiohttp.ClientSession, provider: str, request: Any) -> None:
+        async with slots:
+            answer = await send_request(session, config.url, provider, ACCOUNT, request)
+        answers[answer.status] += 1
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(one(session, p, r) for p, r in deliveries(orders, chaos)))
+    return dict(answers)
+
+
+async def _reconcile(config: RunConfig, *args: str) -> tuple[int, dict[str, Any]]:
+    """``paysync reconcile ... --json`` as an operator runs it; exit code and report."""
+    env = {**config.env, "PAYSYNC_CONFIG": str(config.path)}
+    log = (config.path.parent / f"reconcile-{args[1]}.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        PAYSYNC, "reconcile", *args, "--json", env=env, stdout=asyncio.subprocess.PIPE, stderr=log
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 180)
+    log.close()
+    # The JSON document is the last thing on stdout (log lines precede it).
+    text = out.decode()
+    start = text.index('{\n  "run_id"')
+    return proc.returncode or 0, orjson.loads(text[start:])
+
+
+async def _statuses(db: asyncpg.Connection) -> dict[str, tuple[str | None, Decimal]]:
+    rows = await db.fetch("SELECT merchant_ref, status, amount_paid FROM payments")
+    return {r["merchant_ref"]: (r["status"], r["amount_paid"]) for r in rows}
+
+
+async def test_chaos_every_payment_ends_as_the_providers_truth_with_ordered_events(
+    tmp_path: Path, db_url: str, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    book = OrderBook()
+    faults = Faults(rate_limited=0.05, unavailable=0.05, latency_seconds=0.002, seed=11)
+    async with status_simulator(book, faults) as (sim_url, app):
+        config = _config(tmp_path, db_url, names, sim_url, book)
+        orders = _orders(config, book, 1000)
+        truth = {life.merchant_ref: (life.statuses[-1], life.amount) for _, life in orders}
+        events = await names.bind_events_queue()
+        async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
+            await _register(config, orders)
+            answers = await _deliver(config, orders, Chaos(drop=0.3, duplicate=0.2, seed=5))
+            # A Plural duplicate is a replayed webhook-id: refused, its first copy went in.
+            assert set(answers) <= {200, 409}, answers
+
+            async def drained() -> bool:
+                return await depth(names.topology.inbound_queue) == 0 and len(
+                    await _statuses(db)
+                ) == len(orders)
+
+            await eventually(drained, timeout=60, what="every callback and registration applied")
+            behind = sum(
+                1 for ref, (status, _) in (await _statuses(db)).items() if status != truth[ref][0]
+            )
+            assert behind > 0, "the chaos left nothing to repair"
+
+            jobs = await asyncio.gather(*(_reconcile(config, "--provider", p) for p in PROVIDERS))
+            for code, report in jobs:
+                assert code == 0, report["counts"]
+                assert report["counts"]["failed"] == 0
+
+            async def true() -> bool:
+                found = await _statuses(db)
+                return all(
+                    found[ref] == (status, amount) for ref, (status, amount) in truth.items()
+                )
+
+            await eventually(true, timeout=60, what="every payment equal to the provider's truth")
+
+            async def relayed() -> bool:
+                return not await db.fetchval(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                )
+
+            await eventually(relayed, timeout=30, what="every event relayed")
+        for provider in PROVIDERS:
+            assert max_per_second(app, provider, ACCOUNT) <= RATE, provider
+
+    published = await db.fetchval("SELECT count(*) FROM outbox")
+    messages = await take(events, published, timeout=30)
+    seqs: dict[str, list[int]] = defaultdict(list)
+    seen: set[str] = set()
+    for message in messages:
+        event = orjson.loads(message.body)
+        if event["event_id"] in seen:
+            continue  # at-least-once: a duplicate is recognisable by its event_id
+        seen.add(event["event_id"])
+        seqs[event["payment"]["merchant_ref"]].append(event["payment"]["seq"])
+    assert set(seqs) == set(truth)
+    for ref, got in seqs.items():
+        assert got == list(range(1, len(got) + 1)), (ref, got)
+
+
+async def test_a_registered_payment_never_called_back_is_found_and_repaired(
+    tmp_path: Path, db_url: str, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    book = OrderBook()
+    async with status_simulator(book, Faults()) as (sim_url, _app):
+        config = _config(tmp_path, db_url, names, sim_url, book)
+        orders = _orders(config, book, 4)
+        async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
+            await _register(config, orders)
+
+            async def registered() -> bool:
+                return len(await _statuses(db)) == 4
+
+            await eventually(registered, what="the registrations applied")
+            # Due now: the scheduled reconciler (not an operator) must find them.
+            await db.execute("UPDATE payments SET next_check_at = now()")
+            async with running(config, "reconciler", log_name="reconciler.log"):
+
+                async def repaired() -> bool:
+                    found = await _statuses(db)
+                    return all(
+                        found[life.merchant_ref][0] == life.statuses[-1] for _, life in orders
+                    )
+
+                await eventually(repaired, timeout=30, what="the scheduled round repaired them")
+    sources = await db.fetch("SELECT DISTINCT source FROM transitions")
+    assert {r["source"] for r in sources} == {"reconciler"}
+
+
+async def test_two_reconcilers_never_poll_one_payment_twice_in_a_round(
+    tmp_path: Path, db_url: str, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    book = OrderBook()
+    async with status_simulator(book, Faults(latency_seconds=0.01)) as (sim_url, _app):
+        config = _config(tmp_path, db_url, names, sim_url, book)
+        orders = _orders(config, book, 120)
+        async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
+            await _register(config, orders)
+
+            async def registered() -> bool:
+                return len(await _statuses(db)) == len(orders)
+
+            await eventually(registered, what="the registrations applied")
+            await db.execute("UPDATE payments SET next_check_at = now()")
+            async with (
+                running(config, "reconciler", log_name="reconciler-1.log"),
+                running(config, "reconciler", log_name="reconciler-2.log"),
+            ):
+
+                async def checked() -> bool:
+                    due = await db.fetchval(
+                        "SELECT count(*) FROM payments WHERE check_attempts = 0"
+                    )
+                    return bool(due == 0)
+
+                await eventually(checked, timeout=60, what="every payment claimed")
+
+                async def answered() -> bool:
+                    return sum(book.polls.values()) >= len(orders)
+
+                await eventually(answered, timeout=60, what="every payment polled")
+    # CCPayment asks in batches, the others one by one: either way once per payment.
+    assert max(book.polls.values()) == 1
+    assert len(book.polls) == len(orders)
+    runs = await db.fetchval("SELECT count(*) FROM reconcile_runs WHERE trigger = 'schedule'")
+    assert runs >= 2
+
+
+async def test_a_dry_run_reports_drift_and_changes_nothing(
+    tmp_path: Path, db_url: str, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    book = OrderBook()
+    async with status_simulator(book, Faults()) as (sim_url, _app):
+        config = _config(tmp_path, db_url, names, sim_url, book)
+        orders = [o for o in _orders(config, book, 8) if o[0] == "hdfc"]
+        async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
+            await _register(config, orders)
+
+            async def registered() -> bool:
+                return len(await _statuses(db)) == len(orders)
+
+            await eventually(registered, what="the registrations applied")
+            before = await db.fetch("SELECT * FROM payments ORDER BY id")
+            code, report = await _reconcile(config, "--provider", "hdfc", "--dry-run")
+            assert await depth(names.topology.inbound_queue) == 0
+        after = await db.fetch("SELECT * FROM payments ORDER BY id")
+    assert code == 0
+    assert report["dry_run"] is True
+    assert report["counts"]["drift"] == len(orders)
+    assert {(c["our_status"], c["their_status"], c["action"]) for c in report["checks"]} == {
+        (None, "paid", "repair")
+    }
+    assert [dict(r) for r in after] == [dict(r) for r in before]
+    run = await db.fetchrow("SELECT trigger, dry_run, drift FROM reconcile_runs")
+    assert run is not None
+    assert dict(run) == {"trigger": "operator", "dry_run": True, "drift": len(orders)}
