@@ -18,11 +18,14 @@ import sys
 from collections.abc import Sequence
 
 from paysync import commands
+from paysync.demo import demo as run_demo
 from paysync.errors import ConfigError, PaysyncError
 from paysync.logging import configure_logging
 from paysync.settings import Settings, load_settings
 from providers import REGISTRY, account_models
 from simulator import SIMULATORS
+
+_REPORTING = frozenset({"reconcile", "payment", "config", "simulate", "events"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="all roles plus simulated providers paying orders and an event watcher"
     )
     demo.add_argument("--every", type=float, default=5.0, help="seconds between payments")
+    demo.add_argument(
+        "--status-port", type=int, default=8090, help="port of the simulated status APIs"
+    )
+    demo.add_argument(
+        "--drop", type=float, default=0.3, help="share of callbacks the providers lose"
+    )
 
     simulate = sub.add_parser(
         "simulate", help="take orders through a provider's lifecycle with signed callbacks"
@@ -85,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"paysync: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, secrets=settings.secret_values())
+    # Commands that print a report keep stdout for it: their log lines go to stderr.
+    stream = sys.stderr if args.command in _REPORTING else None
+    configure_logging(settings.log_level, secrets=settings.secret_values(), stream=stream)
     try:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:
@@ -107,7 +118,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "reconcile":
             return await commands.reconcile(settings, REGISTRY, args)
         case "demo":
-            return await commands.demo(settings, REGISTRY, args.every)
+            return await run_demo(
+                settings, REGISTRY, every=args.every, status_port=args.status_port, drop=args.drop
+            )
         case "simulate":
             return await commands.simulate(settings, args)
         case "events":

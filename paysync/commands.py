@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
@@ -19,7 +18,7 @@ import orjson
 from ingest.api import QUERIES_PATH, read_timeline
 from paysync.amqp import Broker, declare
 from paysync.db import create_pool, load_queries
-from paysync.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable
+from paysync.errors import ConfigError, DatabaseUnavailable
 from paysync.logging import get_logger
 from paysync.migrate import apply_migrations, discover, ensure_database
 from paysync.runner import run_roles, topology_of
@@ -28,7 +27,6 @@ from paysync.timeline import render_text
 from providers.base import ProviderAdapter
 from reconciler.console import print_json, print_table, tracking
 from reconciler.job import Filters, parse_duration, run_job
-from simulator import SIMULATORS
 from simulator.sender import send_lifecycles
 
 log = get_logger(__name__)
@@ -103,17 +101,12 @@ def _simulated_account(
     return name, account
 
 
-def _local_url(settings: Settings) -> str:
-    host = settings.ingest.host if settings.ingest.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    return f"http://{host}:{settings.ingest.port}"
-
-
 async def simulate(settings: Settings, args: argparse.Namespace) -> int:
     name, account = _simulated_account(settings, args.provider, args.account)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         report = await send_lifecycles(
             session,
-            args.url or _local_url(settings),
+            args.url or settings.ingest.local_url(),
             args.provider,
             name,
             account,
@@ -153,57 +146,6 @@ async def watch_events(settings: Settings, binding: str, count: int, timeout: fl
                     seen += 1
                     if count and seen >= count:
                         break
-    return 0
-
-
-async def demo(settings: Settings, registry: Mapping[str, ProviderAdapter], every: float) -> int:
-    """All roles in one process; every configured account's simulated provider takes an
-    order through its lifecycle in turn; events are printed as they arrive."""
-    accounts = [
-        (provider, name, account)
-        for provider, by_name in settings.accounts.items()
-        if provider in SIMULATORS
-        for name, account in by_name.items()
-    ]
-    if not accounts:
-        raise ConfigError(["accounts: the demo needs at least one provider account"])
-
-    async def show(broker: Broker, stop: asyncio.Event) -> None:
-        declared = await broker.wait_connected()
-        channel = await broker.connection.channel()
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(declared.events_exchange, routing_key="payment.#")
-
-        async def on_event(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            async with message.process():
-                event = orjson.loads(message.body)
-                log.info(
-                    "demo_event_received",
-                    routing_key=message.routing_key,
-                    payment=event["payment"],
-                    event_id=event["event_id"],
-                )
-
-        await queue.consume(on_event)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            for provider, name, account in itertools.cycle(accounts):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), every)
-                if stop.is_set():
-                    return
-                with contextlib.suppress(aiohttp.ClientError, BrokerUnavailable):
-                    report = await send_lifecycles(
-                        session, _local_url(settings), provider, name, account, payments=1
-                    )
-                    log.info(
-                        "demo_payment_sent",
-                        provider=provider,
-                        account=name,
-                        merchant_ref=report.payments[0],
-                        answers=dict(report.answers),
-                    )
-
-    await run_roles(settings, registry, {"ingest", "worker"}, extra=show)
     return 0
 
 

@@ -125,6 +125,11 @@ class IngestSettings(_Model):
     replay_window_seconds: float = Field(default=900.0, gt=0)
     replay_cache_size: int = Field(default=100_000, ge=1)
 
+    def local_url(self) -> str:
+        """Where a process on this machine reaches ingest (simulators, the demo)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
 
 class WorkerSettings(_Model):
     prefetch: int = Field(default=32, ge=1, le=10_000)

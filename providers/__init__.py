@@ -1,4 +1,5 @@
-"""Provider adapters and their registry: adding a provider is one module plus one line here."""
+"""Provider adapters and their registry: adding a provider is its modules (providers/<p>.py
+and, with a status API, providers/<p>_status.py) plus one line here."""
 
 from __future__ import annotations
 

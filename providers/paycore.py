@@ -1,5 +1,5 @@
-"""PayCore.io (Corefy): callback signature, invoice parsing, acknowledgement, status mapping
-and the status-API client.
+"""PayCore.io (Corefy): callback signature, invoice parsing, acknowledgement and status
+mapping.
 
 Scheme (providers/paycore.md): ``X-Signature`` = standard base64 of the raw SHA-1 digest of
 ``secret + raw_body + secret`` (a plain hash, not an HMAC). The secret is the ``sk_live_`` or
@@ -10,11 +10,10 @@ A callback is the invoice's JSON:API document (``data.type`` = ``payment-invoice
 same document the private API returns. PayCore reports statuses, not money movements, so
 each document is one status observation, keyed by (invoice id, status, ``updated``).
 
-Status API (the reconciler's side): the Commerce private API's
-``GET {base_url}/payment-invoices/{cpi_id}`` with HTTP Basic ``account_id:api_key``
-answers that same document, so a poll and a callback reporting one state share a key.
-PayCore documents no lookup by ``reference_id``: only payments whose invoice id is known
-(``provider_ref``) can be polled.
+The Commerce private API's ``GET /payment-invoices/{cpi_id}`` (the status API) answers that
+same document; :func:`invoice_observations` reads both, so a poll and a callback reporting
+one state share a key. Its client lives in providers/paycore_status.py
+(``PayCoreAdapter.status_api``).
 """
 
 from __future__ import annotations
@@ -24,27 +23,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from pydantic import Field
 
-from paysync.errors import AuthenticationError, ConfigError, MalformedMessage, ProviderRefused
+from paysync.errors import AuthenticationError, MalformedMessage
 from paysync.settings import ProviderAccount, Secret, SecretRef
-from providers.base import (
-    JSON_MEDIA_TYPES,
-    Ack,
-    HttpAnswer,
-    HttpCall,
-    PaymentRef,
-    Poll,
-    ReturnUrlScheme,
-    StatusApi,
-    StatusClient,
-    Verified,
-)
+from providers.base import JSON_MEDIA_TYPES, Ack, ReturnUrlScheme, StatusApi, Verified
 from providers.payload import load_json_object, money, required_text
 from schemas.envelope import Envelope
 from schemas.mapping import StatusMapping
@@ -54,8 +40,6 @@ from schemas.status import Status
 NAME = "paycore"
 HEADER_SIGNATURE = "X-Signature"
 PAYMENT_INVOICES = "payment-invoices"
-# Legacy docs' host; white-label hosts exist (the account manager names the real one).
-DEFAULT_STATUS_BASE_URL = "https://com.paycore.io/api"
 
 MAPPING = StatusMapping(
     provider=NAME,
@@ -108,117 +92,12 @@ class PayCoreAccount(ProviderAccount):
     api_key: SecretRef | None = None
 
 
-def basic_authorization(account_id: str, api_key: str) -> str:
-    """The ``Authorization`` header of the Commerce private API."""
-    return "Basic " + base64.b64encode(f"{account_id}:{api_key}".encode()).decode("ascii")
-
-
 def sign(secret: str, body: bytes) -> str:
     """The ``X-Signature`` PayCore sends with ``body``."""
     key = secret.encode()
     # SHA-1 is PayCore's choice, not ours: the header cannot be checked any other way.
     digest = hashlib.sha1(key + body + key).digest()  # noqa: S324
     return base64.b64encode(digest).decode("ascii")
-
-
-class PayCoreStatusApi:
-    """The Commerce private API (``StatusApi``); one client per Commerce account."""
-
-    default_base_url = DEFAULT_STATUS_BASE_URL
-
-    def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
-        assert isinstance(account, PayCoreAccount)
-        account_id, api_key = account.api_account_id, account.api_key
-        if account_id is None or api_key is None:
-            raise _missing_credentials(account_name, api_account_id=account_id, api_key=api_key)
-        return PayCoreStatusClient(
-            account=account_name,
-            base_url=base_url.rstrip("/"),
-            account_id=account_id,
-            api_key=api_key,
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PayCoreStatusClient:
-    """``GET {base_url}/payment-invoices/{invoice_id}``, one invoice per call.
-
-    Only a payment whose ``provider_ref`` (the ``cpi_`` invoice id) is known can be asked
-    about: PayCore documents no lookup by ``reference_id``. A ref without one gets
-    ``Poll(found=False, asked=False)`` and no request is made; the reconciler counts it as
-    not found and, never having asked, does not conclude that its deadline passed unpaid.
-    """
-
-    account: str
-    base_url: str
-    account_id: str
-    # Kept as a Secret (its repr is the reference); the header is built per call.
-    api_key: Secret
-
-    @property
-    def batch_size(self) -> int:
-        return 1
-
-    async def poll(self, call: HttpCall, refs: list[PaymentRef], now: datetime) -> list[Poll]:
-        return [await self._poll_one(call, ref, now) for ref in refs]
-
-    async def _poll_one(self, call: HttpCall, ref: PaymentRef, now: datetime) -> Poll:
-        if ref.provider_ref is None:
-            return Poll(ref=ref, found=False, asked=False)
-        url = f"{self.base_url}/{PAYMENT_INVOICES}/{quote(ref.provider_ref, safe='')}"
-        authorization = basic_authorization(self.account_id, self.api_key.reveal())
-        answer = await call("GET", url, headers={"Authorization": authorization})
-        if answer.status == 404:
-            return Poll(ref=ref, found=False)
-        observation = self._read(answer, ref, now)
-        return Poll(
-            ref=ref,
-            found=True,
-            provider_status=observation.provider_status,
-            observations=[observation],
-        )
-
-    def _read(self, answer: HttpAnswer, ref: PaymentRef, now: datetime) -> Observation:
-        _check_status(answer.status)
-        try:
-            found = invoice_observations(
-                load_json_object(answer.body),
-                account=self.account,
-                source=Source.RECONCILER,
-                received_at=now,
-            )
-        except MalformedMessage as exc:
-            raise ProviderRefused(f"unreadable invoice: {exc}") from None
-        if not found:
-            raise ProviderRefused("the answer is not a payment invoice")
-        [observation] = found
-        # Observations are filed under the document's reference_id: one about another
-        # payment must not be applied to the wrong one.
-        about = (observation.provider_ref, observation.merchant_ref)
-        if about != (ref.provider_ref, ref.merchant_ref):
-            raise ProviderRefused("the answer is about another invoice or reference_id")
-        return observation
-
-
-def _missing_credentials(account_name: str, **fields: object) -> ConfigError:
-    return ConfigError(
-        [
-            f"accounts.{NAME}.{account_name}.{name}: required by the status API"
-            for name, value in fields.items()
-            if value is None
-        ]
-    )
-
-
-def _check_status(status: int) -> None:
-    """Refuse every answer but 200 (404 is handled before: the invoice is unknown)."""
-    if status == 401:
-        raise ProviderRefused("unauthorized")
-    if status == 403:
-        # PayCore recommends an IP allow-list for the private API.
-        raise ProviderRefused("forbidden")
-    if status != 200:
-        raise ProviderRefused(f"unexpected HTTP status {status}")
 
 
 class PayCoreAdapter:
@@ -229,7 +108,13 @@ class PayCoreAdapter:
     callback_media_types = JSON_MEDIA_TYPES
     # PayCore's return URL carries no signature.
     returns: ReturnUrlScheme | None = None
-    status_api: StatusApi | None = PayCoreStatusApi()
+
+    @property
+    def status_api(self) -> StatusApi:
+        # Imported on use: that module builds on this one (the account, the invoice parser).
+        from providers.paycore_status import PayCoreStatusApi
+
+        return PayCoreStatusApi()
 
     def verify_callback(
         self,

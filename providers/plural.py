@@ -15,45 +15,33 @@ hex-decoded secret key. It is a hint to poll, never a status change.
 Dedup keys name the raw Plural status, so the status API reporting the same order status
 later produces the same key: ``plural:<account>:<order_id>:status:<STATUS>``.
 
-Status API (reconciler): an OAuth token from ``POST {base_url}/api/auth/v1/token``
-(client credentials), cached per client and refreshed early; then Get Order,
-``GET {base_url}/api/pay/v1/orders/{order_id}`` or, while paysync has no Plural order id,
-``GET {base_url}/api/pay/v1/orders/reference/{merchant_ref}``. Its ``data`` is the same order
-object as a webhook's and is parsed by the same function.
+Get Order (the status API) answers the same order object as a webhook's ``data``;
+:func:`order_observations` reads both. Its client lives in providers/plural_status.py
+(``PluralAdapter.status_api``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import re
-import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
-from urllib.parse import quote
 
-import orjson
 from pydantic import Field, ValidationInfo, field_validator
 
-from paysync.errors import AuthenticationError, ConfigError, MalformedMessage, ProviderRefused
+from paysync.errors import AuthenticationError, MalformedMessage
 from paysync.settings import ProviderAccount, Secret, SecretRef
 from providers.base import (
     JSON_MEDIA_TYPES,
     Ack,
-    HttpAnswer,
-    HttpCall,
-    PaymentRef,
-    Poll,
     ReturnHint,
     ReturnPagesAccount,
     StatusApi,
-    StatusClient,
     Verified,
     VerifiedReturn,
     parse_form,
@@ -73,14 +61,6 @@ SIGNATURE_PARAM = "signature"
 STATUS_PARAMS = ("status", "payment_status")
 # Plural amounts are integers in the currency's minor unit; only INR is documented.
 MINOR_UNIT_EXPONENTS = {"INR": 2}
-DEFAULT_BASE_URL = "https://api.pluralpay.in"
-AUTH_PATH = "/api/auth/v1/token"
-ORDER_PATH = "/api/pay/v1/orders/"
-ORDER_BY_REFERENCE_PATH = "/api/pay/v1/orders/reference/"
-# A token is replaced when less than this much of its life is left (or 10 % of its
-# lifetime, whichever is smaller), so a call never leaves with a token about to expire.
-TOKEN_MARGIN_SECONDS = 60
-MAX_TOKEN_SECONDS = 86_400
 
 KeyEncoding = Literal["base64", "raw"]
 
@@ -103,8 +83,6 @@ MAPPING = StatusMapping(
 )
 
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
-# A bearer token goes into a header: printable ASCII without spaces (a JWT is far narrower).
-_TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,8192}")
 # Longer than any Unix time in seconds for millennia: outside every tolerance, and keeps
 # int() away from its digit limit.
 _MAX_TIMESTAMP_DIGITS = 15
@@ -219,144 +197,19 @@ class PluralReturns:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Token:
-    value: str
-    refresh_at: datetime
-
-
-class PluralStatusApi:
-    """Get Order, with an OAuth client-credentials token."""
-
-    default_base_url = DEFAULT_BASE_URL
-
-    def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
-        assert isinstance(account, PluralAccount)
-        if account.client_id is None or account.client_secret is None:
-            missing = [f for f in ("client_id", "client_secret") if getattr(account, f) is None]
-            raise ConfigError(
-                [f"accounts.{NAME}.{account_name}.{f}: required by the status API" for f in missing]
-            )
-        return PluralStatusClient(
-            account_name,
-            client_id=account.client_id,
-            client_secret=account.client_secret,
-            base_url=base_url,
-        )
-
-
-class PluralStatusClient:
-    """One order per call. The token is cached here and shared by concurrent polls."""
-
-    batch_size = 1
-
-    def __init__(
-        self, account_name: str, *, client_id: str, client_secret: Secret, base_url: str
-    ) -> None:
-        self._name = account_name
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._base = base_url.rstrip("/")
-        self._token: _Token | None = None
-        # One token request at a time; polls waiting on it then use the token it brought.
-        self._token_lock = asyncio.Lock()
-
-    async def poll(self, call: HttpCall, refs: list[PaymentRef], now: datetime) -> list[Poll]:
-        if len(refs) > self.batch_size:
-            raise ValueError(f"Get Order asks about one order per call, got {len(refs)}")
-        return [await self._poll_one(call, ref, now) for ref in refs]
-
-    async def _poll_one(self, call: HttpCall, ref: PaymentRef, now: datetime) -> Poll:
-        if ref.provider_ref:
-            url = self._base + ORDER_PATH + quote(ref.provider_ref, safe="")
-        else:
-            url = self._base + ORDER_BY_REFERENCE_PATH + quote(ref.merchant_ref, safe="")
-        token = await self._current_token(call, now)
-        answer = await call("GET", url, headers=_api_headers(now, token))
-        if answer.status == 401:
-            # Revoked or expired before its stated time: one new token, one more try.
-            token = await self._current_token(call, now, rejected=token)
-            answer = await call("GET", url, headers=_api_headers(now, token))
-        return self._read_order(ref, answer, now)
-
-    def _read_order(self, ref: PaymentRef, answer: HttpAnswer, now: datetime) -> Poll:
-        if answer.status == 404:
-            return Poll(ref=ref, found=False)
-        if answer.status in (401, 403):
-            raise ProviderRefused("unauthorized")
-        if answer.status != 200:
-            raise ProviderRefused(f"unexpected_status_{answer.status}")
-        try:
-            order = _load_order(answer.body)
-            reference = required_text(
-                order, "merchant_order_reference", "data.merchant_order_reference"
-            )
-            order_id = required_text(order, "order_id", "data.order_id")
-            # Never apply another order's facts to this payment.
-            if reference != ref.merchant_ref or (ref.provider_ref and ref.provider_ref != order_id):
-                raise ProviderRefused("order_mismatch")
-            observations = order_observations(
-                order,
-                account=self._name,
-                source=Source.RECONCILER,
-                observed_at=_stated_time(order) or now,
-            )
-        except MalformedMessage as exc:
-            raise ProviderRefused("unreadable_response") from exc
-        status = observations[0].provider_status
-        return Poll(ref=ref, found=True, provider_status=status, observations=observations)
-
-    async def _current_token(
-        self, call: HttpCall, now: datetime, *, rejected: str | None = None
-    ) -> str:
-        async with self._token_lock:
-            token = self._token
-            if token is None or token.value == rejected or now >= token.refresh_at:
-                token = self._token = await self._fetch_token(call, now)
-            return token.value
-
-    async def _fetch_token(self, call: HttpCall, now: datetime) -> _Token:
-        body = orjson.dumps(
-            {
-                "client_id": self._client_id,
-                "client_secret": self._client_secret.reveal(),
-                "grant_type": "client_credentials",
-            }
-        )
-        headers = _api_headers(now, token=None)
-        answer = await call("POST", self._base + AUTH_PATH, headers=headers, body=body)
-        if answer.status in (401, 403):
-            raise ProviderRefused("unauthorized")
-        if answer.status != 200:
-            raise ProviderRefused(f"token_unexpected_status_{answer.status}")
-        try:
-            doc = load_json_object(answer.body)
-        except MalformedMessage:
-            doc = {}
-        value, lifetime = doc.get("access_token"), doc.get("expires_in")
-        if isinstance(lifetime, str) and lifetime.isascii() and lifetime.isdigit():
-            lifetime = int(lifetime[:12])
-        if not (
-            isinstance(value, str)
-            and _TOKEN_TEXT.fullmatch(value)
-            and isinstance(lifetime, int)
-            and not isinstance(lifetime, bool)
-            and lifetime > 0
-        ):
-            raise ProviderRefused("unreadable_token_response")
-        # A longer stated life only means an earlier refresh than needed: harmless.
-        lifetime = min(lifetime, MAX_TOKEN_SECONDS)
-        margin = min(TOKEN_MARGIN_SECONDS, lifetime / 10)
-        return _Token(value=value, refresh_at=now + timedelta(seconds=lifetime - margin))
-
-
 class PluralAdapter:
     name = NAME
     account_model = PluralAccount
     callback_ack = Ack(status=200, body=b"", content_type="text/plain")
     callback_media_types = JSON_MEDIA_TYPES
     returns = PluralReturns()
-    status_api: StatusApi | None = PluralStatusApi()
+
+    @property
+    def status_api(self) -> StatusApi:
+        # Imported on use: that module builds on this one (the account, the order parser).
+        from providers.plural_status import PluralStatusApi
+
+        return PluralStatusApi()
 
     def verify_callback(
         self,
@@ -395,12 +248,12 @@ class PluralAdapter:
         )
 
     def parse_callback(self, envelope: Envelope) -> list[Observation]:
-        order = _load_order(envelope.body)
+        order = load_order(envelope.body)
         return order_observations(
             order,
             account=envelope.account,
             source=Source.CALLBACK,
-            observed_at=_stated_time(order) or _sent_time(envelope),
+            observed_at=stated_time(order) or _sent_time(envelope),
             record_id=envelope.http_headers.get(HEADER_ID) or None,
         )
 
@@ -470,7 +323,8 @@ def _return_status(params: Mapping[str, str], error: Exception) -> tuple[str, st
     raise error
 
 
-def _load_order(body: bytes) -> dict[str, Any]:
+def load_order(body: bytes) -> dict[str, Any]:
+    """The order object (``data``) of a webhook body or a Get Order answer."""
     order = load_json_object(body).get("data")
     if not isinstance(order, dict):
         raise MalformedMessage("data is missing or not a JSON object")
@@ -503,21 +357,7 @@ def _order_amount(raw: object) -> tuple[Decimal | None, str | None]:
     return Decimal(f"{digits}E-{MINOR_UNIT_EXPONENTS[currency]}"), currency
 
 
-def _api_headers(now: datetime, token: str | None) -> dict[str, str]:
-    """Headers of every API call; the token request has no ``Authorization``."""
-    when = now.astimezone(UTC)
-    headers = {
-        "Request-ID": str(uuid.uuid4()),
-        "Request-Timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{when.microsecond // 1000:03d}Z",
-        "Content-Type": "application/json",
-    }
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return headers
-
-
-def _stated_time(order: Mapping[str, Any]) -> datetime | None:
+def stated_time(order: Mapping[str, Any]) -> datetime | None:
     """The time the order last changed, when the order states it."""
     stated = order.get("updated_at")
     if stated is None:

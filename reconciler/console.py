@@ -78,7 +78,8 @@ def print_json(report: JobReport, *, dry_run: bool) -> None:
 
 
 def print_table(report: JobReport, *, dry_run: bool) -> None:
-    console = Console()
+    # Piped to a file or a pager, rows must not wrap: a line per payment greps well.
+    console = Console() if sys.stdout.isatty() else Console(width=240)
     shown = [c for c in report.checks if c.outcome != "in_sync"]
     table = Table(title=f"reconcile run {report.run_id}" + (" (dry run)" if dry_run else ""))
     for column in ("payment", "our status", "provider's status", "outcome", "action"):

@@ -28,10 +28,6 @@ from aiohttp import web
 
 from paysync.settings import ProviderAccount
 from providers.ccpayment import (
-    BILL_INFO_BATCH,
-    BILL_INFO_PATH,
-    CODE_NOT_FOUND,
-    CODE_OK,
     CONTENT_TYPE,
     HEADER_APP_ID,
     HEADER_SIGN,
@@ -40,6 +36,7 @@ from providers.ccpayment import (
     CCPaymentAccount,
     sign,
 )
+from providers.ccpayment_status import BILL_INFO_BATCH, BILL_INFO_PATH, CODE_NOT_FOUND, CODE_OK
 from simulator.base import Lifecycle, Request, ReturnSimulator
 from simulator.status import book_of
 

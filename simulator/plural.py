@@ -33,18 +33,16 @@ from aiohttp import web
 
 from paysync.settings import ProviderAccount
 from providers.plural import (
-    AUTH_PATH,
     HEADER_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     NAME,
-    ORDER_BY_REFERENCE_PATH,
-    ORDER_PATH,
     PluralAccount,
     webhook_key,
 )
 from providers.plural import return_signature as _return_signature
 from providers.plural import webhook_signature as _webhook_mac
+from providers.plural_status import AUTH_PATH, ORDER_BY_REFERENCE_PATH, ORDER_PATH
 from simulator.base import Lifecycle, Request
 from simulator.status import book_of
 

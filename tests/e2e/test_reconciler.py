@@ -139,10 +139,8 @@ async def _reconcile(config: RunConfig, *args: str) -> tuple[int, dict[str, Any]
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 180)
     log.close()
-    # The JSON document is the last thing on stdout (log lines precede it).
-    text = out.decode()
-    start = text.index('{\n  "run_id"')
-    return proc.returncode or 0, orjson.loads(text[start:])
+    # stdout holds the report alone (log lines go to stderr), so it pipes into jq.
+    return proc.returncode or 0, orjson.loads(out)
 
 
 async def _statuses(db: asyncpg.Connection) -> dict[str, tuple[str | None, Decimal]]:
@@ -310,3 +308,71 @@ async def test_a_dry_run_reports_drift_and_changes_nothing(
     run = await db.fetchrow("SELECT trigger, dry_run, drift FROM reconcile_runs")
     assert run is not None
     assert dict(run) == {"trigger": "operator", "dry_run": True, "drift": len(orders)}
+
+
+async def test_past_its_deadline_an_unpaid_payment_expires_and_the_table_says_why(
+    tmp_path: Path, db_url: str, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    book = OrderBook()
+    async with status_simulator(book, Faults()) as (sim_url, _app):
+        config = _config(tmp_path, db_url, names, sim_url, book)
+        [(_, paid)] = [o for o in _orders(config, book, 4) if o[0] == "hdfc"]
+        headers = {"Authorization": f"Bearer {config.env[TOKEN_ENV]}"}
+        # The customer never reached the provider: HDFC has no such order.
+        unpaid = {
+            "provider": "hdfc",
+            "account": ACCOUNT,
+            "merchant_ref": "hdfc-abandoned",
+            "amount": "10.00",
+            "currency": "INR",
+            "expires_at": "2026-01-01T00:00:00Z",
+        }
+        async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
+            await _register(config, [("hdfc", paid)])
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(f"{config.url}/v1/payments", json=unpaid, headers=headers) as r,
+            ):
+                assert r.status == 202
+
+            async def registered() -> bool:
+                return len(await _statuses(db)) == 2
+
+            await eventually(registered, what="the registrations applied")
+            env = {**config.env, "PAYSYNC_CONFIG": str(config.path)}
+            proc = await asyncio.create_subprocess_exec(
+                PAYSYNC,
+                "reconcile",
+                "--provider",
+                "hdfc",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+
+            async def settled() -> bool:
+                found = await _statuses(db)
+                return (
+                    found["hdfc-abandoned"][0] == "expired"
+                    and found[paid.merchant_ref][0] == "paid"
+                )
+
+            await eventually(settled, what="the unpaid payment expired, the paid one repaired")
+    table = out.decode()
+    assert proc.returncode == 0
+    for text in (
+        "our status",
+        "provider's status",
+        "hdfc/shop/hdfc-abandoned",
+        "not_found",
+        "clock",
+    ):
+        assert text in table, text
+    assert "checked 2: 0 in sync, 1 drift, 1 not found, 0 failed" in table
+    transition = await db.fetchrow(
+        "SELECT t.source, t.to_status FROM transitions t JOIN payments p ON p.id = t.payment_id"
+        " WHERE p.merchant_ref = 'hdfc-abandoned'"
+    )
+    assert transition is not None
+    assert dict(transition) == {"source": "clock", "to_status": "expired"}

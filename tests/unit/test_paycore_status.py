@@ -22,10 +22,10 @@ from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
 from providers.base import HttpAnswer, HttpCall, PaymentRef, StatusApi, StatusClient
 from providers.paycore import (
     ADAPTER,
-    DEFAULT_STATUS_BASE_URL,
     MAPPING,
     PayCoreAccount,
 )
+from providers.paycore_status import DEFAULT_STATUS_BASE_URL
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
