@@ -6,17 +6,14 @@ client to the fold."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
 
 from paysync.errors import MalformedMessage, ProviderRefused, ProviderUnavailable
 from providers.base import HttpAnswer, PaymentRef, Poll, StatusApi, StatusClient
@@ -31,7 +28,8 @@ from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from simulator.base import Lifecycle, ProviderSimulator
 from simulator.ccpayment import SIMULATOR, order_info, status_base_url, webhook_body
-from simulator.status import Faults, OrderBook, build_status_app
+from simulator.status import OrderBook
+from tests.support.status_api import FakeCall, StatusSim, serve_status_sim
 from worker.fold import fold
 
 # The doc's invented credentials, request vector and example answer (exact bytes).
@@ -61,28 +59,6 @@ def client(acct: CCPaymentAccount | None = None, base_url: str = BASE) -> Status
     api = ADAPTER.status_api
     assert api is not None
     return api.client(ACCOUNT, acct or account(), base_url)
-
-
-@dataclass
-class Request:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None
-
-
-@dataclass
-class FakeCall:
-    """Records each request and answers with the next canned answer."""
-
-    answers: list[HttpAnswer]
-    requests: list[Request] = field(default_factory=list)
-
-    async def __call__(
-        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
-    ) -> HttpAnswer:
-        self.requests.append(Request(method, url, dict(headers), body))
-        return self.answers.pop(0)
 
 
 def signed_answer(
@@ -524,31 +500,15 @@ def test_simulated_webhooks_carry_one_txid_per_record() -> None:
 # --- the simulated API ----------------------------------------------------------------------
 
 
-@dataclass
-class SessionCall:
-    session: aiohttp.ClientSession
-
-    async def __call__(
-        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
-    ) -> HttpAnswer:
-        async with self.session.request(method, url, headers=dict(headers), data=body) as reply:
-            return HttpAnswer(status=reply.status, headers=reply.headers, body=await reply.read())
-
-
-@dataclass
-class Sim:
-    book: OrderBook
-    url: str
-    call: SessionCall
+Sim = StatusSim
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Sim]:
     book = OrderBook()
     book.accounts[("ccpayment", ACCOUNT)] = account(SECRET, OLD_SECRET)
-    app = build_status_app(book, Faults(), {"ccpayment": SIMULATOR.add_status_routes})
-    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
-        yield Sim(book, str(server.make_url("")).rstrip("/"), SessionCall(session))
+    async with serve_status_sim(book, {"ccpayment": SIMULATOR.add_status_routes}) as served:
+        yield served
 
 
 def sim_client(sim: Sim, acct: CCPaymentAccount | None = None) -> StatusClient:

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
 from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
@@ -27,7 +25,14 @@ from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from simulator.base import Lifecycle, ProviderSimulator, Request
 from simulator.hdfc import SIMULATOR, Refund, order_event, status_base_url
-from simulator.status import Faults, OrderBook, build_status_app
+from simulator.status import OrderBook
+from tests.support.status_api import (
+    FakeCall,
+    StatusSim,
+    Unavailable,
+    json_answer,
+    serve_status_sim,
+)
 from worker.fold import Policy, fold
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "hdfc"
@@ -64,30 +69,8 @@ def client(acct: HdfcAccount | None = None, base_url: str = DEFAULT_STATUS_BASE_
     return ADAPTER.status_api.client(ACCOUNT, acct or account(), base_url)
 
 
-@dataclass
-class Sent:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None
-
-
-@dataclass
-class FakeCall:
-    """Records each request and answers with the next canned answer."""
-
-    answers: list[HttpAnswer]
-    requests: list[Sent] = field(default_factory=list)
-
-    async def __call__(
-        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
-    ) -> HttpAnswer:
-        self.requests.append(Sent(method, url, dict(headers), body))
-        return self.answers.pop(0)
-
-
 def answer(status: int = 200, body: bytes = CHARGED) -> HttpAnswer:
-    return HttpAnswer(status=status, headers={"Content-Type": "application/json"}, body=body)
+    return json_answer(status, body)
 
 
 async def poll_one(call: HttpCall, ref: PaymentRef = REF, **kwargs: Any):
@@ -316,12 +299,6 @@ async def test_an_answer_about_another_order_is_refused(body: bytes) -> None:
 
 
 async def test_provider_unavailable_from_the_call_propagates() -> None:
-    class Unavailable:
-        async def __call__(
-            self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
-        ) -> HttpAnswer:
-            raise ProviderUnavailable("503 after 4 attempts")
-
     with pytest.raises(ProviderUnavailable):
         await poll_one(Unavailable())
 
@@ -343,26 +320,7 @@ def api_headers() -> dict[str, str]:
 
 
 @dataclass
-class SessionCall:
-    """An HttpCall over an aiohttp session (no retries: the simulator injects no faults)."""
-
-    session: aiohttp.ClientSession
-
-    async def __call__(
-        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
-    ) -> HttpAnswer:
-        async with self.session.request(method, url, headers=dict(headers), data=body) as reply:
-            return HttpAnswer(
-                status=reply.status, headers=dict(reply.headers), body=await reply.read()
-            )
-
-
-@dataclass
-class Sim:
-    book: OrderBook
-    url: str
-    call: SessionCall
-
+class Sim(StatusSim):
     def client(self, acct: HdfcAccount | None = None, account_name: str = ACCOUNT):
         return ADAPTER.status_api.client(
             account_name, acct or account(), status_base_url(self.url, account_name)
@@ -373,9 +331,8 @@ class Sim:
 async def sim() -> AsyncIterator[Sim]:
     book = OrderBook()
     book.accounts[("hdfc", ACCOUNT)] = account()
-    app = build_status_app(book, Faults(), {"hdfc": SIMULATOR.add_status_routes})
-    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
-        yield Sim(book, str(server.make_url("")), SessionCall(session))
+    async with serve_status_sim(book, {"hdfc": SIMULATOR.add_status_routes}) as served:
+        yield Sim(served.book, served.url, served.call)
 
 
 def test_simulator_satisfies_the_protocol() -> None:

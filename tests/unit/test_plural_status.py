@@ -8,18 +8,16 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
 from providers.base import HttpAnswer, PaymentRef, Poll, StatusApi, StatusClient
@@ -35,7 +33,9 @@ from simulator.plural import (
     get_order_document,
     status_base_url,
 )
-from simulator.status import Faults, OrderBook, build_status_app
+from simulator.status import OrderBook
+from tests.support import status_api
+from tests.support.status_api import StatusSim, Unavailable, json_answer, serve_status_sim
 from worker.fold import Policy, fold
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plural"
@@ -75,30 +75,14 @@ def client(acct: PluralAccount | None = None, base_url: str = BASE) -> StatusCli
 
 
 @dataclass
-class Request:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None
+class FakeCall(status_api.FakeCall):
+    """The recording fake, yielding once per request: concurrent polls interleave."""
 
-
-@dataclass
-class FakeCall:
-    """Records each request and answers with the next canned answer."""
-
-    answers: list[HttpAnswer]
-    requests: list[Request] = field(default_factory=list)
-
-    async def __call__(
-        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
-    ) -> HttpAnswer:
-        self.requests.append(Request(method, url, dict(headers), body))
-        await asyncio.sleep(0)  # let concurrent polls interleave, as real I/O would
-        return self.answers.pop(0)
+    interleave: bool = True
 
 
 def answer(status: int = 200, body: bytes = GET_ORDER) -> HttpAnswer:
-    return HttpAnswer(status=status, headers={"Content-Type": "application/json"}, body=body)
+    return json_answer(status, body)
 
 
 def token(value: str = "eyJ.tok-1", expires_in: object = 3600) -> HttpAnswer:
@@ -494,35 +478,15 @@ async def test_unreadable_order_is_refused(body: bytes) -> None:
 
 
 async def test_unavailability_from_the_call_passes_through() -> None:
-    class Down:
-        async def __call__(
-            self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
-        ) -> HttpAnswer:
-            raise ProviderUnavailable("503 after 4 attempts")
-
     with pytest.raises(ProviderUnavailable):
-        await client().poll(Down(), [REF], NOW)
+        await client().poll(Unavailable(), [REF], NOW)
 
 
 # --- the simulated API ----------------------------------------------------------------------
 
 
 @dataclass
-class SessionCall:
-    session: aiohttp.ClientSession
-
-    async def __call__(
-        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None = None
-    ) -> HttpAnswer:
-        async with self.session.request(method, url, headers=dict(headers), data=body) as reply:
-            return HttpAnswer(status=reply.status, headers=reply.headers, body=await reply.read())
-
-
-@dataclass
-class Sim:
-    book: OrderBook
-    url: str
-    call: SessionCall
+class Sim(StatusSim):
     # The /plural sub-application the simulator added its routes to.
     plural_app: web.Application
 
@@ -544,9 +508,8 @@ async def serve(simulator: PluralSimulator) -> AsyncIterator[Sim]:
         simulator.add_status_routes(app)
         added.append(app)
 
-    app = build_status_app(book, Faults(), {"plural": add_routes})
-    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
-        yield Sim(book, str(server.make_url("")).rstrip("/"), SessionCall(session), added[0])
+    async with serve_status_sim(book, {"plural": add_routes}) as served:
+        yield Sim(served.book, served.url, served.call, added[0])
 
 
 @pytest.fixture
