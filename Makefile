@@ -4,7 +4,7 @@ SHELL := bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint typecheck bench services venv events clean
+.PHONY: run test check lint typecheck bench faults services venv events clean
 
 ## run: start Postgres/RabbitMQ if needed, migrate, run all roles + the CCPayment simulator
 run: services venv
@@ -27,6 +27,10 @@ typecheck: venv
 ## bench: benchmarks against baselines measured in the same run (never part of test)
 bench: services venv
 	$(BIN)/python -m bench
+
+## faults: the long fault drill (6,000 callbacks; `make test` runs a 700-callback one)
+faults: services venv
+	FAULT_DRILL_CALLBACKS=$${FAULT_DRILL_CALLBACKS:-6000} $(BIN)/pytest tests/e2e/test_faults.py -k drill -s -p no:randomly
 
 ## events: print the events paysync publishes (run beside `make run`)
 events: venv

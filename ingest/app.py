@@ -27,6 +27,7 @@ from ingest.http import (
     Clock,
     ClockHolder,
     Rejected,
+    SingleValued,
     check_json,
     media_type,
     publish_envelope,
@@ -147,7 +148,8 @@ async def _authenticate(
         raise Rejected(415, "unsupported_media_type")
     body = await read_body(request)
     try:
-        verified = adapter.verify_callback(account, request.headers, body, received_at)
+        headers = SingleValued(request.headers)
+        verified = adapter.verify_callback(account, headers, body, received_at)
     except AuthenticationError as exc:
         raise Rejected(401, exc.reason) from None
     key = verified.replay_key

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 import asyncpg
 import orjson
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from ingest.replay import ReplayGuard
 from paysync.amqp import Broker
 from paysync.amqp import publish_envelope as publish
+from paysync.errors import AuthenticationError
 from paysync.metrics import Metrics
 from paysync.settings import ApiSettings, Settings
 from providers.base import ProviderAdapter
@@ -61,10 +64,45 @@ def media_type(request: web.Request) -> str | None:
 
 
 async def read_body(request: web.Request) -> bytes:
+    """The whole body, within the size limit and ``ingest.body_timeout_seconds`` (a client
+    trickling its body would otherwise hold a connection and a task for ever)."""
+    timeout = request.config_dict[SETTINGS].ingest.body_timeout_seconds
     try:
-        return await request.read()
+        async with asyncio.timeout(timeout):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise Rejected(413, "body_too_large") from None
+    except TimeoutError:
+        raise Rejected(408, "body_timeout") from None
+    except web.RequestPayloadError:
+        # aiohttp could not decode the body (a broken Content-Encoding or chunked framing).
+        raise Rejected(400, "unreadable_body") from None
+
+
+class SingleValued(Mapping[str, str]):
+    """Request headers as a provider's scheme reads them. A header sent more than once is
+    ambiguous (HTTP stacks disagree on which copy counts; a proxy may check another copy
+    than ours), so reading one refuses the request: ``401 duplicate_header``. Headers the
+    scheme does not read may repeat."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: CIMultiDictProxy[str]) -> None:
+        self._headers = headers
+
+    def __getitem__(self, name: str) -> str:
+        values = self._headers.getall(name, [])
+        if len(values) > 1:
+            raise AuthenticationError("duplicate_header", name)
+        if not values:
+            raise KeyError(name)
+        return values[0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({name.lower(): None for name in self._headers})
+
+    def __len__(self) -> int:
+        return len({name.lower() for name in self._headers})
 
 
 def check_json(body: bytes) -> None:

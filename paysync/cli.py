@@ -7,6 +7,7 @@ paysync demo               all roles, plus a simulated provider and an event wat
 paysync simulate PROVIDER  send a provider's signed callbacks to a running ingest
 paysync events watch       print events from paysync.events as they arrive
 paysync payment show       print a payment's state and timeline (or its JSON)
+paysync dead list | replay inspect paysync.dead; replay dead letters onto paysync.inbound
 paysync config check       validate the configuration and print it (secrets by reference)
 """
 
@@ -24,8 +25,9 @@ from paysync.logging import configure_logging
 from paysync.settings import Settings, load_settings
 from providers import REGISTRY, account_models
 from simulator import SIMULATORS
+from worker.dead import MAX_SCAN
 
-_REPORTING = frozenset({"reconcile", "payment", "config", "simulate", "events"})
+_REPORTING = frozenset({"reconcile", "payment", "config", "simulate", "events", "dead"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,10 +83,47 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("merchant_ref", metavar="MERCHANT_REF")
     show.add_argument("--json", action="store_true", help="print the JSON of the /v1 API")
 
+    _add_dead(sub)
+
     config = sub.add_parser("config", help="configuration")
     cfg_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
     cfg_sub.add_parser("check", help="validate and print the configuration")
     return parser
+
+
+def _add_dead(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dead = sub.add_parser("dead", help="inspect paysync.dead and replay dead letters")
+    dead_sub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = dead_sub.add_parser("list", help="every dead letter; all stay on the queue")
+    listing.add_argument("--json", action="store_true", help="print one JSON document")
+    listing.add_argument(
+        "--limit", type=_positive, default=MAX_SCAN, help=f"at most N (default {MAX_SCAN})"
+    )
+    replay = dead_sub.add_parser(
+        "replay", help="republish dead letters to paysync.inbound, then remove them"
+    )
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--id", action="append", dest="ids", metavar="MESSAGE_ID", help="this message (repeat)"
+    )
+    which.add_argument(
+        "--reason", type=_nonempty, metavar="SUBSTRING", help="every one whose reason has it"
+    )
+    which.add_argument("--all", action="store_true", help="every dead letter")
+    replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _nonempty(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty (use --all for every one)")
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,6 +167,16 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "payment":
             return await commands.show_payment(
                 settings, args.provider, args.account, args.merchant_ref, as_json=args.json
+            )
+        case "dead" if args.action == "list":
+            return await commands.list_dead(settings, limit=args.limit, as_json=args.json)
+        case "dead":
+            return await commands.replay_dead(
+                settings,
+                ids=args.ids,
+                reason=args.reason,
+                everything=args.all,
+                dry_run=args.dry_run,
             )
         case "config":
             return commands.show_config(settings)

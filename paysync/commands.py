@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypeVar
 
 import aio_pika
@@ -18,7 +18,7 @@ import orjson
 from ingest.api import QUERIES_PATH, read_timeline
 from paysync.amqp import Broker, declare
 from paysync.db import create_pool, load_queries
-from paysync.errors import ConfigError, DatabaseUnavailable
+from paysync.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable
 from paysync.logging import get_logger
 from paysync.migrate import apply_migrations, discover, ensure_database
 from paysync.runner import run_roles, topology_of
@@ -28,6 +28,7 @@ from providers.base import ProviderAdapter
 from reconciler.console import print_json, print_table, tracking
 from reconciler.job import Filters, parse_duration, run_job
 from simulator.sender import send_lifecycles
+from worker import dead
 
 log = get_logger(__name__)
 
@@ -216,3 +217,53 @@ async def reconcile(
             )
     (print_json if args.json else print_table)(report, dry_run=args.dry_run)
     return 1 if any(c.outcome == "failed" for c in report.checks) else 0
+
+
+@asynccontextmanager
+async def _connected(settings: Settings, wait_seconds: float = 30.0) -> AsyncIterator[Broker]:
+    broker = Broker(
+        settings.amqp_url,
+        topology_of(settings),
+        reconnect_seconds=settings.broker.reconnect_seconds,
+    )
+    broker.start()
+    try:
+        try:
+            await broker.wait_connected(wait_seconds)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"RabbitMQ not reachable within {wait_seconds:.0f} s (check amqp_url)"
+            ) from None
+        yield broker
+    finally:
+        await broker.close()
+
+
+async def list_dead(settings: Settings, *, limit: int, as_json: bool) -> int:
+    """Print the dead letters; every one stays on paysync.dead."""
+    async with _connected(settings) as broker:
+        listing = await dead.list_dead(broker, limit=limit)
+    dead.print_listing(listing, as_json=as_json)
+    return 0
+
+
+async def replay_dead(
+    settings: Settings,
+    *,
+    ids: list[str] | None,
+    reason: str | None,
+    everything: bool,
+    dry_run: bool,
+) -> int:
+    """Replay dead letters onto paysync.inbound; 1 when an id was not found or a publish
+    was not confirmed (that message stays on paysync.dead)."""
+    selection = dead.Selection(ids=frozenset(ids or ()), reason=reason, everything=everything)
+    async with _connected(settings) as broker:
+        report = await dead.replay(
+            broker,
+            selection,
+            confirm_timeout=settings.worker.publish_timeout_seconds,
+            dry_run=dry_run,
+        )
+    dead.print_replay(report)
+    return 0 if report.ok else 1

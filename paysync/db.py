@@ -32,6 +32,10 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # A backend terminated mid-transaction can leave asyncpg's protocol mid-operation;
+    # releasing the connection then fails with this, and asyncpg discards the connection
+    # (MagicStack/asyncpg#784; found by the fault drill's pg_terminate_backend).
+    asyncpg.exceptions._base.InternalClientError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.OperatorInterventionError,

@@ -118,6 +118,8 @@ class IngestSettings(_Model):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # A body not received in full within this is refused (408 body_timeout).
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
     confirm_timeout_seconds: float = Field(default=5.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
     # A signed delivery id (Plural's webhook-id) seen within this window is refused (409).

@@ -147,7 +147,8 @@ class CCPaymentAdapter:
         app_id, timestamp, given = (
             required_header(headers, h) for h in (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
         )
-        if not hmac.compare_digest(app_id.encode(), account.app_id.encode()):
+        # Header values are bytes to an attacker: aiohttp keeps non-UTF-8 ones as surrogates.
+        if not hmac.compare_digest(_raw(app_id), account.app_id.encode()):
             raise AuthenticationError("foreign_app_id")
         if len(timestamp) != 10 or not (timestamp.isascii() and timestamp.isdigit()):
             raise AuthenticationError("bad_timestamp", "Timestamp must be 10-digit Unix seconds")
@@ -203,13 +204,18 @@ def matching_secret(
     account: CCPaymentAccount, app_id: str, timestamp: str, body: bytes, given: str
 ) -> str | None:
     """The ref of the secret that signed ``body``; every secret is tried (constant time)."""
-    given_bytes = given.strip().lower().encode()
+    given_bytes = _raw(given.strip().lower())
     matched = None
     for secret in account.secrets:
         expected = sign(app_id, secret.reveal(), timestamp, body).encode()
         if hmac.compare_digest(expected, given_bytes) and matched is None:
             matched = secret.ref
     return matched
+
+
+def _raw(header_value: str) -> bytes:
+    """A header value's bytes, whatever they are (never an exception, never a 500)."""
+    return header_value.encode("utf-8", "surrogateescape")
 
 
 def required_money(doc: Mapping[str, Any], key: str, label: str) -> Decimal:

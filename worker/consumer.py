@@ -42,6 +42,7 @@ from worker.store import Outcome, Store
 log = get_logger(__name__)
 
 T = TypeVar("T")
+_QUIET_SECONDS = 0.05
 
 H_ERROR = "x-paysync-error"
 H_DEAD_AT = "x-paysync-dead-at"
@@ -73,6 +74,7 @@ class Consumer:
         self._inflight: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._last_arrival = 0.0
 
     async def run(self) -> None:
         """Consume until ``stop`` is set, then let in-flight messages finish."""
@@ -85,18 +87,34 @@ class Consumer:
         await self._stop.wait()
         with contextlib.suppress(*PUBLISH_ERRORS):
             await queue.cancel(tag)
-        await self._idle.wait()
+        await self._drain()
         with contextlib.suppress(*PUBLISH_ERRORS):
             await channel.close()
         log.info("consumer_stopped")
 
+    async def _drain(self) -> None:
+        """Finish every delivery we hold. Deliveries the broker sent before it confirmed the
+        cancel (up to the prefetch) may still be on their way through the client library:
+        wait until none has arrived for a quiet moment and none is in flight, so they are
+        applied and acked now rather than redelivered after a clean stop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_QUIET_SECONDS)
+            await self._idle.wait()
+            if loop.time() - self._last_arrival >= _QUIET_SECONDS:
+                return
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._last_arrival = asyncio.get_running_loop().time()
         self._idle.clear()
         task = asyncio.current_task()
         assert task is not None
         self._inflight.add(task)
         try:
             with structlog.contextvars.bound_contextvars(message_id=message.message_id):
+                if message.redelivered:
+                    # After a crash or a lost connection; never after a clean stop.
+                    log.info("message_redelivered")
                 await self._handle(message)
         finally:
             self._inflight.discard(task)

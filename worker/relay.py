@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 CHANNEL = "paysync_outbox"
-_LOCK_KEY = 0x6F7574626F78  # "outbox"
+LOCK_KEY = 0x6F7574626F78  # "outbox"; per database (a fault drill holds it to stall the relay)
 
 
 class Relay:
@@ -83,7 +83,7 @@ class Relay:
     async def relay_once(self) -> int:
         """Publish one batch; return how many rows were published."""
         async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(self._q["relay_try_lock"], _LOCK_KEY):
+            if not await conn.fetchval(self._q["relay_try_lock"], LOCK_KEY):
                 return 0
             rows = await conn.fetch(self._q["relay_batch"], self._settings.relay_batch_size)
             if not rows:
@@ -116,7 +116,7 @@ class Relay:
             task.cancel()
 
     async def _ensure_listener(self, conn: Conn | None) -> Conn | None:
-        if conn is not None and not conn.is_closed():
+        if conn is not None and _alive(conn):
             return conn
         if conn is not None:
             await self._release(conn)
@@ -136,6 +136,15 @@ class Relay:
 
     def _notified(self, *_args: object) -> None:
         self._wake.set()
+
+
+def _alive(conn: Conn) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        # The backend was terminated and asyncpg has already handed the connection back to
+        # the pool: this proxy is dead (found by the fault drill).
+        return False
 
 
 def _waves(rows: Sequence[asyncpg.Record]) -> list[list[asyncpg.Record]]:

@@ -26,7 +26,7 @@ from simulator.status import Faults, OrderBook, build_status_app, max_per_second
 from tests.integration.test_timeline_api import API_TABLE, TOKEN_ENV, with_tokens
 from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, RunConfig, write_config
-from tests.support.process import PAYSYNC, running
+from tests.support.process import PAYSYNC, assert_no_secret_in, running
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 
@@ -133,12 +133,19 @@ async def _deliver(
 async def _reconcile(config: RunConfig, *args: str) -> tuple[int, dict[str, Any]]:
     """``paysync reconcile ... --json`` as an operator runs it; exit code and report."""
     env = {**config.env, "PAYSYNC_CONFIG": str(config.path)}
-    log = (config.path.parent / f"reconcile-{args[1]}.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        PAYSYNC, "reconcile", *args, "--json", env=env, stdout=asyncio.subprocess.PIPE, stderr=log
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 180)
-    log.close()
+    log_path = config.path.parent / f"reconcile-{args[1]}.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            PAYSYNC,
+            "reconcile",
+            *args,
+            "--json",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 180)
+    assert_no_secret_in(log_path.read_text(errors="replace") + out.decode(), config)
     # stdout holds the report alone (log lines go to stderr), so it pipes into jq.
     return proc.returncode or 0, orjson.loads(out)
 
@@ -347,9 +354,10 @@ async def test_past_its_deadline_an_unpaid_payment_expires_and_the_table_says_wh
                 "hdfc",
                 env=env,
                 stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
             )
-            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert_no_secret_in((out + err).decode(errors="replace"), config)
 
             async def settled() -> bool:
                 found = await _statuses(db)

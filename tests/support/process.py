@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.config import RunConfig
+from tests.support.config import HDFC_USERNAME, RunConfig
 from tests.support.waiting import eventually
 
 PAYSYNC = str(Path(sys.executable).with_name("paysync"))
@@ -80,3 +81,26 @@ async def running(
     finally:
         if process.proc.returncode is None:
             await process.stop()
+    # Every end-to-end run doubles as a secret scan of everything the process logged.
+    assert_no_secret_in(process.log, config)
+
+
+def secrets_of(config: RunConfig) -> dict[str, str]:
+    """Every secret a run knows, by name, with the forms a careless log line could take."""
+    found: dict[str, str] = {}
+    for name, value in config.env.items():
+        found[name] = value
+        found[f"{name} (base64)"] = base64.b64encode(value.encode()).decode()
+    for i, value in enumerate(config.settings.secret_values()):
+        found[f"configured secret #{i}"] = value
+    # Credentials that travel only as a whole: HTTP Basic of HDFC's webhooks.
+    password = config.env.get("TEST_HDFC_PASSWORD")
+    if password:
+        basic = base64.b64encode(f"{HDFC_USERNAME}:{password}".encode()).decode()
+        found["HDFC webhook Basic credentials"] = basic
+    return {name: value for name, value in found.items() if len(value) >= 4}
+
+
+def assert_no_secret_in(text: str, config: RunConfig) -> None:
+    leaked = sorted(name for name, value in secrets_of(config).items() if value in text)
+    assert not leaked, f"secrets in the log output: {leaked}"
