@@ -39,7 +39,8 @@ from ingest.returns import receive_return
 from paysync.amqp import Broker
 from paysync.errors import AuthenticationError, BrokerUnavailable
 from paysync.logging import get_logger
-from paysync.metrics import CONTENT_TYPE, UNKNOWN, Metrics
+from paysync.metrics import UNKNOWN, Metrics
+from paysync.probes import add_probe_routes
 from paysync.settings import ProviderAccount, Settings
 from providers.base import ProviderAdapter, Verified
 from schemas.envelope import Envelope, EnvelopeKind
@@ -76,9 +77,7 @@ def build_app(
     app.router.add_post("/webhooks/{provider}/{account}", receive_callback)
     app.router.add_route("GET", "/return/{provider}/{account}", receive_return)
     app.router.add_route("POST", "/return/{provider}/{account}", receive_return)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_endpoint)
+    add_probe_routes(app, broker, metrics)
     if pool is not None:
         app.add_subapp("/v1", build_api(settings, pool, broker))
     return app
@@ -172,17 +171,3 @@ async def _authenticate(
 
 def _account(request: web.Request) -> str:
     return request.match_info["account"]
-
-
-async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    if request.app[BROKER].ready:
-        return web.json_response({"status": "ready"})
-    return web.json_response({"status": "not_ready", "broker": "unreachable"}, status=503)
-
-
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})

@@ -98,6 +98,22 @@ class Metrics:
             ["provider", "outcome"],
             registry=r,
         )
+        self.outbox_backlog = Gauge(
+            "paysync_outbox_backlog",
+            "Events committed but not yet confirmed on paysync.events (sampled by the relay)",
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            "paysync_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished event (0 when none; sampled by the relay)",
+            registry=r,
+        )
+        self.relay_latency = Histogram(
+            "paysync_relay_latency_seconds",
+            "Time from an event's commit to the broker's confirm on paysync.events",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
         self.reconcile_due = Gauge(
             "paysync_reconcile_due_payments",
             "Payments whose next check is due now (sampled by the reconciler each round)",

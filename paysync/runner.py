@@ -22,6 +22,7 @@ from paysync.amqp import Broker, Topology
 from paysync.db import create_pool
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
+from paysync.probes import build_probe_app
 from paysync.settings import Settings
 from providers import MAPPINGS
 from providers.base import ProviderAdapter
@@ -90,12 +91,26 @@ async def run_roles(
             stack.push_async_callback(runner.cleanup)
             await web.TCPSite(runner, settings.ingest.host, settings.ingest.port).start()
             log.info("ingest_listening", host=settings.ingest.host, port=settings.ingest.port)
+        if "ingest" not in roles:
+            await _serve_probes(settings, broker, metrics, stack)
         if extra is not None:
             tasks.append(asyncio.create_task(extra(broker, stop), name="extra"))
         tasks.append(asyncio.create_task(_broker_guard(broker, stop), name="broker"))
         log.info("service_started", roles=sorted(roles))
         await _until_stopped(stop, tasks)
     log.info("service_stopped")
+
+
+async def _serve_probes(
+    settings: Settings, broker: Broker, metrics: Metrics, stack: AsyncExitStack
+) -> None:
+    """/metrics, /healthz and /readyz for a process that has no ingest port."""
+    runner = web.AppRunner(build_probe_app(broker, metrics), access_log=None, handle_signals=False)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    await web.TCPSite(runner, settings.metrics.host, settings.metrics.port).start()
+    host, port = runner.addresses[0][:2]
+    log.info("probes_listening", host=host, port=port)
 
 
 async def _broker_guard(broker: Broker, stop: asyncio.Event) -> None:

@@ -159,6 +159,13 @@ class BrokerSettings(_Model):
     reconnect_seconds: float = Field(default=1.0, gt=0)
 
 
+class MetricsSettings(_Model):
+    """Where a process without ingest serves /metrics, /healthz and /readyz (port 0: any)."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=9100, ge=0, le=65535)
+
+
 class ApiSettings(_Model):
     """The ``/v1`` HTTP API. Bearer tokens are secret references; several may be active at
     once, for rotation. With none configured every ``/v1`` request is refused."""
@@ -176,6 +183,7 @@ class Settings(_Model):
     worker: WorkerSettings = WorkerSettings()
     api: ApiSettings = ApiSettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
+    metrics: MetricsSettings = MetricsSettings()
     accounts: dict[str, dict[str, ProviderAccount]] = Field(default_factory=dict)
 
     def account(self, provider: str, account: str) -> ProviderAccount | None:
@@ -194,7 +202,7 @@ class Settings(_Model):
         return [s.reveal() for s in self.secrets()] + [p for p in passwords if p]
 
 
-_SECTIONS = ("broker", "ingest", "worker", "api", "reconciler")
+_SECTIONS = ("broker", "ingest", "worker", "api", "reconciler", "metrics")
 
 
 def load_settings(

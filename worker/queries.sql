@@ -59,8 +59,14 @@ SELECT pg_notify('paysync_outbox', '')
 -- One relay at a time, so events leave in commit order.
 SELECT pg_try_advisory_xact_lock($1)
 
+-- name: outbox_backlog
+SELECT count(*) AS backlog,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age
+FROM outbox WHERE published_at IS NULL
+
 -- name: relay_batch
-SELECT id, event_id::text AS event_id, payment_id, routing_key, body::text AS body
+SELECT id, event_id::text AS event_id, payment_id, routing_key, body::text AS body,
+       extract(epoch FROM now() - created_at)::float8 AS age
 FROM outbox
 WHERE published_at IS NULL
 ORDER BY id

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -75,6 +76,8 @@ class Relay:
                 await self._pause(self._backoff.delay(failures))
                 continue
             if published < self._settings.relay_batch_size:
+                with contextlib.suppress(Transient):
+                    await self.sample_backlog()
                 await self._pause(self._settings.relay_poll_seconds)
         if listener is not None:
             await self._release(listener)
@@ -88,10 +91,22 @@ class Relay:
             rows = await conn.fetch(self._q["relay_batch"], self._settings.relay_batch_size)
             if not rows:
                 return 0
+            started = time.monotonic()
             for wave in _waves(rows):
                 await asyncio.gather(*(self._publish(row) for row in wave))
             await conn.execute(self._q["relay_mark_published"], [r["id"] for r in rows])
+        waited = time.monotonic() - started
+        for row in rows:
+            self._metrics.relay_latency.observe(row["age"] + waited)
         return len(rows)
+
+    async def sample_backlog(self) -> None:
+        """Outbox backlog and oldest age, for the metrics (best effort)."""
+        async with translated_errors(), self._pool.acquire() as conn:
+            row = await conn.fetchrow(self._q["outbox_backlog"])
+        assert row is not None
+        self._metrics.outbox_backlog.set(row["backlog"])
+        self._metrics.outbox_oldest_age.set(row["oldest_age"])
 
     async def _publish(self, row: asyncpg.Record) -> None:
         message = aio_pika.Message(

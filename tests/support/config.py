@@ -118,6 +118,10 @@ port = {port}
 max_body_bytes = 4096
 confirm_timeout_seconds = 2.0
 
+[metrics]
+# Processes without ingest serve /metrics on a free port of their own (logged).
+port = 0
+
 [worker]
 prefetch = 16
 retry_initial_seconds = 0.05
