@@ -4,7 +4,7 @@ SHELL := bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint typecheck bench faults services venv events clean
+.PHONY: run test check lint typecheck lint-deploy bench faults services venv events clean
 
 ## run: start Postgres/RabbitMQ if needed, migrate, run all roles + the CCPayment simulator
 run: services venv
@@ -14,8 +14,8 @@ run: services venv
 test: services venv
 	$(BIN)/pytest
 
-## check: lint, type-check and test (what a reviewer runs)
-check: lint typecheck test
+## check: lint, type-check, validate deploy/ and test (what a reviewer runs)
+check: lint typecheck lint-deploy test
 
 lint: venv
 	$(BIN)/ruff check .
@@ -23,6 +23,14 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+
+## lint-deploy: validate deploy/: Kubernetes manifests (kubernetes-validate, Kubernetes 1.30;
+## KEDA CRD models), RabbitMQ definitions, alert rules and their tests (promtool), the
+## Grafana dashboard's queries, the Dockerfile (hadolint) and compose.yaml (compose-spec)
+lint-deploy: venv
+	deploy/bootstrap.sh tools
+	$(BIN)/mypy --strict deploy/checks deploy/rabbitmq
+	$(BIN)/python deploy/checks
 
 ## bench: benchmarks against baselines measured in the same run (never part of test)
 bench: services venv

@@ -5,6 +5,9 @@
 #           ones; else install them from Debian packages and start them; else stop with a
 #           clear message. It never reconfigures a server it did not install.
 # venv:     install uv if missing (into .run/uv, from PyPI) and sync .venv from uv.lock.
+# tools:    (used by `make lint-deploy` only, not a default step) promtool, for the alert
+#           rules: the one on PATH, else the one in .run/tools, else unpacked there from
+#           Debian's prometheus package (promtool only: no server is installed or started).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -93,6 +96,27 @@ ensure_venv() {
   say "venv: .venv in sync with uv.lock"
 }
 
+ensure_promtool() {
+  if command -v promtool >/dev/null; then say "promtool: $(command -v promtool)"; return; fi
+  local dir=.run/tools/prometheus
+  if [ ! -x "$dir/usr/bin/promtool" ]; then
+    command -v apt-get >/dev/null || die "promtool missing and this is not a Debian-like system; install Prometheus' promtool yourself"
+    local tmp; tmp=$(mktemp -d)
+    say "promtool: unpacking it from Debian's prometheus package into $dir"
+    if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      (cd "$tmp" && apt-get download prometheus >/dev/null) || die "could not download Debian's prometheus package"
+    fi
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+    rm -rf "$dir"
+    install -D -m 0755 "$tmp/root/usr/bin/promtool" "$dir/usr/bin/promtool"
+    rm -rf "$tmp"
+  fi
+  mkdir -p .run/tools/bin
+  ln -sf ../prometheus/usr/bin/promtool .run/tools/bin/promtool
+  say "promtool: $(.run/tools/bin/promtool --version 2>&1 | head -n 1)"
+}
+
 main() {
   mkdir -p .run
   local steps=("$@")
@@ -101,7 +125,8 @@ main() {
     case "$step" in
       services) ensure_postgres; ensure_rabbitmq ;;
       venv) ensure_venv ;;
-      *) die "unknown step $step (use: services, venv)" ;;
+      tools) ensure_promtool ;;
+      *) die "unknown step $step (use: services, venv, tools)" ;;
     esac
   done
 }
