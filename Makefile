@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 .PHONY: run test check lint typecheck lint-deploy bench faults services venv events clean
 
-## run: start Postgres/RabbitMQ if needed, migrate, run all roles + the CCPayment simulator
+## run: start Postgres/RabbitMQ if needed, migrate, run all roles + the simulated providers
 run: services venv
 	deploy/run-demo.sh
 

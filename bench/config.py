@@ -16,9 +16,15 @@ ACCOUNT = "bench-shop"
 SECRET_ENV = "BENCH_CCPAYMENT_SECRET"  # noqa: S105 - the variable's name, not a secret
 CALLBACK_PATH = f"/webhooks/ccpayment/{ACCOUNT}"
 DEFAULT_AMQP_URL = os.environ.get("PAYSYNC_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# An admin URL: the benchmark creates (and drops) a database of its own next to it.
+DEFAULT_PG_URL = os.environ.get(
+    "PAYSYNC_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 # Settings needs a value; the callback path of ingest never opens a database connection.
 UNUSED_DATABASE_URL = "postgresql://bench@127.0.0.1:1/unused"
 BASELINE_NAME = "baseline.inbound"
+EVENTS_QUEUE_NAME = "bench.events"  # the benchmark's consumer of paysync.events
+PAIRS = ("ingest", "worker", "e2e", "reconciler")
 
 
 def new_prefix() -> str:
@@ -42,10 +48,15 @@ def baseline_name(prefix: str) -> str:
     return f"{prefix}{BASELINE_NAME}"
 
 
+def events_queue(prefix: str) -> str:
+    """The quorum queue bound to ``paysync.events`` (``payment.#``): a fulfilment consumer."""
+    return f"{prefix}{EVENTS_QUEUE_NAME}"
+
+
 def queues(prefix: str) -> list[str]:
     """Every queue the benchmark servers declare under ``prefix``."""
     t = Topology(prefix=prefix)
-    return [t.inbound_queue, t.dead_queue, baseline_name(prefix)]
+    return [t.inbound_queue, t.dead_queue, baseline_name(prefix), events_queue(prefix)]
 
 
 def exchanges(prefix: str) -> list[str]:
@@ -86,15 +97,26 @@ timestamp_tolerance_seconds = 600
 class Params:
     """What one ``python -m bench`` invocation measures, and how long."""
 
-    duration: float = 10.0
-    warmup: float = 3.0
+    duration: float = 5.0  # measured window of pairs 1-3
+    warmup: float = 1.5
     concurrency: int = 32
     runs: int = 3
     max_requests: int = 80_000  # hard cap per closed-loop run (warm-up included)
-    half_load_duration: float = 10.0
-    settle_seconds: float = 2.0  # pause after purging, before each run
+    half_load_duration: float = 5.0
+    settle_seconds: float = 1.0  # pause after purging, before each run
     amqp_url: str = DEFAULT_AMQP_URL
+    pg_url: str = DEFAULT_PG_URL
     log_level: str = "info"
+    pairs: tuple[str, ...] = PAIRS
+    # Pair 2: envelopes pre-filled per run (the window ends early when they run out).
+    worker_messages: int = 7_000
+    worker_warmup: float = 1.0
+    # Pair 3: how long to wait for the last events after the sending window.
+    e2e_drain_seconds: float = 15.0
+    # Pair 4: the simulated status API's latency, and seconds of polling per account at
+    # its bound (which sets how many payments are registered).
+    reconciler_latency: float = 0.020
+    reconciler_seconds: float = 3.0
     quick: bool = False
 
 
@@ -106,5 +128,9 @@ QUICK = Params(
     max_requests=10_000,
     half_load_duration=1.0,
     settle_seconds=0.2,
+    worker_messages=1_500,
+    worker_warmup=0.5,
+    e2e_drain_seconds=10.0,
+    reconciler_seconds=1.0,
     quick=True,
 )

@@ -15,6 +15,7 @@ CpuReader = Callable[[], float | None]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 BROKER_COMMAND = "beam.smp"  # the Erlang VM running RabbitMQ
+POSTGRES_COMMAND = "postgres"  # the postmaster and every backend
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -27,16 +28,31 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def find_broker_pid() -> int | None:
-    """The local RabbitMQ VM's pid, if exactly one runs here."""
+def pids_of(command: str) -> list[int]:
+    """Every local process whose command name is ``command``."""
     found = []
     for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
-            if comm.read_text(encoding="ascii").strip() == BROKER_COMMAND:
+            if comm.read_text(encoding="ascii").strip() == command:
                 found.append(int(comm.parent.name))
         except (OSError, UnicodeDecodeError):
             continue
+    return found
+
+
+def find_broker_pid() -> int | None:
+    """The local RabbitMQ VM's pid, if exactly one runs here."""
+    found = pids_of(BROKER_COMMAND)
     return found[0] if len(found) == 1 else None
+
+
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds of every local Postgres process alive now (None: no local Postgres).
+    A backend that exits between two readings takes its share with it; the benchmark's
+    connections stay open across each window, so deltas over a window hold."""
+    seconds = [process_cpu_seconds(pid) for pid in pids_of(POSTGRES_COMMAND)]
+    present = [s for s in seconds if s is not None]
+    return sum(present) if present else None
 
 
 def readers(server_pid: int, broker_pid: int | None) -> Mapping[str, CpuReader]:
@@ -48,3 +64,16 @@ def readers(server_pid: int, broker_pid: int | None) -> Mapping[str, CpuReader]:
         "broker": broker,
         "loadgen": time.process_time,
     }
+
+
+def _reader(pid: int) -> CpuReader:
+    return lambda: process_cpu_seconds(pid)
+
+
+def process_readers(pids: Mapping[str, int], broker_pid: int | None) -> dict[str, CpuReader]:
+    """Named processes (``{"worker": pid}``), plus the broker and every Postgres process."""
+    found: dict[str, CpuReader] = {name: _reader(pid) for name, pid in pids.items()}
+    if broker_pid is not None:
+        found["broker"] = _reader(broker_pid)
+    found["postgres"] = postgres_cpu_seconds
+    return found

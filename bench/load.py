@@ -1,4 +1,5 @@
-"""The load generator: pre-signed CCPayment callbacks, closed- and open-loop senders.
+"""The load generator: pre-signed CCPayment callbacks (or their envelopes, for pre-filling
+the worker's queue), closed- and open-loop senders.
 
 Bodies and headers are computed before the timed window. The closed loop keeps a fixed
 number of requests in flight and finds the maximum throughput; the open loop sends at a
@@ -15,15 +16,19 @@ import math
 import secrets
 import statistics
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import aiohttp
 
-from bench.config import APP_ID
+from bench.config import ACCOUNT, APP_ID, SECRET_ENV
 from bench.cpu import CpuReader
+from providers.ccpayment import CONTENT_TYPE, HEADER_TIMESTAMP, NAME
+from schemas.envelope import Envelope, EnvelopeKind
 from simulator.ccpayment import signed, webhook_body
 
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -75,28 +80,53 @@ class Figures:
     server_cpu_us_per_request: float | None  # the server's CPU time per 200 answer
 
 
-def ccpayment_requests(count: int, secret: str) -> list[Request]:
-    """``count`` distinct signed webhooks (distinct record_ids), stamped now."""
-    timestamp = int(time.time())
+def ccpayment_bodies(count: int) -> list[bytes]:
+    """``count`` distinct CCPayment webhooks (distinct record_ids and merchant refs), each
+    paying its order in full."""
     run = "".join(secrets.choice("0123456789") for _ in range(21))
     amount = Decimal("25.00")
-    requests = []
+    bodies = []
     for i in range(count):
         record_id = f"{run}{i:012d}"
         # orjson over-allocates its output; a compact copy keeps 100k bodies small.
-        body = bytes(
-            bytearray(
-                webhook_body(
-                    merchant_ref=f"bench-{run}-{i}",
-                    record_id=record_id,
-                    order_id=record_id,
-                    order_amount=amount,
-                    paid_amount=amount,
-                )
-            )
+        body = webhook_body(
+            merchant_ref=f"bench-{run}-{i}",
+            record_id=record_id,
+            order_id=record_id,
+            order_amount=amount,
+            paid_amount=amount,
         )
-        requests.append(Request(body=body, headers=signed(APP_ID, secret, body, timestamp)))
-    return requests
+        bodies.append(bytes(bytearray(body)))
+    return bodies
+
+
+def ccpayment_envelopes(count: int) -> list[Envelope]:
+    """``count`` distinct webhooks as ingest would have enveloped them after verifying."""
+    now = datetime.now(UTC)
+    headers = {HEADER_TIMESTAMP: str(int(now.timestamp()))}
+    return [
+        Envelope(
+            message_id=str(uuid.uuid4()),
+            kind=EnvelopeKind.CALLBACK,
+            provider=NAME,
+            account=ACCOUNT,
+            received_at=now,
+            body=body,
+            content_type=CONTENT_TYPE,
+            verified_by=f"env:{SECRET_ENV}",
+            http_headers=headers,
+        )
+        for body in ccpayment_bodies(count)
+    ]
+
+
+def ccpayment_requests(count: int, secret: str) -> list[Request]:
+    """``count`` distinct signed webhooks (distinct record_ids), stamped now."""
+    timestamp = int(time.time())
+    return [
+        Request(body=body, headers=signed(APP_ID, secret, body, timestamp))
+        for body in ccpayment_bodies(count)
+    ]
 
 
 async def post(session: aiohttp.ClientSession, url: str, request: Request) -> int:
@@ -128,9 +158,9 @@ async def closed_loop(
     pending: Iterator[Request] = iter(requests)
     samples: list[Sample] = []
     async with session(concurrency) as http:
-        with _frozen_gc():
+        with frozen_gc():
             t0, t1 = _window_from_now(warmup, duration)
-            meter = asyncio.create_task(_cpu_between(t0, t1, cpu))
+            meter = asyncio.create_task(cpu_between(t0, t1, cpu))
 
             async def sender() -> None:
                 for request in pending:
@@ -168,9 +198,9 @@ async def open_loop(
             status = await post(http, url, request)
             samples.append(Sample(scheduled, clock(), status))
 
-        with _frozen_gc():
+        with frozen_gc():
             t0, t1 = _window_from_now(warmup, duration)
-            meter = asyncio.create_task(_cpu_between(t0, t1, cpu))
+            meter = asyncio.create_task(cpu_between(t0, t1, cpu))
             start = t0 - warmup
             for i, request in enumerate(requests):
                 scheduled = start + i / rate
@@ -194,7 +224,7 @@ def _window_from_now(warmup: float, duration: float) -> tuple[float, float]:
     return t0, t0 + duration
 
 
-async def _cpu_between(t0: float, t1: float, cpu: Mapping[str, CpuReader]) -> Window:
+async def cpu_between(t0: float, t1: float, cpu: Mapping[str, CpuReader]) -> Window:
     """CPU seconds each process used between ``t0`` and ``t1``."""
     await asyncio.sleep(max(t0 - clock(), 0))
     before = {name: read() for name, read in cpu.items()}
@@ -217,7 +247,7 @@ async def _finish_meter(meter: asyncio.Task[Window], *, cancel: bool) -> Window:
 
 
 @contextlib.contextmanager
-def _frozen_gc() -> Iterator[None]:
+def frozen_gc() -> Iterator[None]:
     """Keep the pre-computed requests out of the collector's sight during a window."""
     gc.collect()
     gc.freeze()
@@ -232,8 +262,8 @@ def summarise(window: Window) -> Figures:
     failed = Counter(str(s.status) for s in window.samples if s.status != 200)
     return Figures(
         requests_per_second=len(ok) / window.seconds if window.seconds > 0 else 0.0,
-        p50_ms=_percentile_ms(ok, 50),
-        p99_ms=_percentile_ms(ok, 99),
+        p50_ms=percentile_ms(ok, 50),
+        p99_ms=percentile_ms(ok, 99),
         max_ms=ok[-1] * 1000 if ok else None,
         ok=len(ok),
         errors=sum(failed.values()),
@@ -246,7 +276,7 @@ def summarise(window: Window) -> Figures:
     )
 
 
-def _percentile_ms(ordered: list[float], q: float) -> float | None:
+def percentile_ms(ordered: list[float], q: float) -> float | None:
     """Nearest-rank percentile of sorted seconds, in milliseconds."""
     if not ordered:
         return None

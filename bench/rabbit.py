@@ -1,13 +1,21 @@
-"""The benchmark's own broker names: purge between runs, delete at the end, server version."""
+"""The benchmark's own broker names: purge between runs, delete at the end, server version;
+the events queue, consumer counts and pre-filling ``paysync.inbound``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Sequence
 
 import aio_pika
 import aiormq
 
-from bench.config import exchanges, queues
+from bench.config import events_queue, exchanges, queues
+from paysync.amqp import INBOUND_ROUTING_KEY, Topology, declare
+from schemas.envelope import Envelope
+
+PUBLISH_IN_FLIGHT = 256
+PUBLISH_TIMEOUT_SECONDS = 30.0
 
 _MISSING = (aio_pika.exceptions.ChannelClosed, aiormq.exceptions.ChannelNotFoundEntity)
 
@@ -45,3 +53,56 @@ async def server_version(amqp_url: str) -> str | None:
     if isinstance(version, bytes):
         return version.decode()
     return str(version) if version is not None else None
+
+
+async def bind_events_queue(amqp_url: str, prefix: str) -> str:
+    """A durable quorum queue bound to ``paysync.events`` (``payment.#``), as a fulfilment
+    system would bind one: the relay's events are routed, not returned."""
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel()
+        declared = await declare(channel, Topology(prefix=prefix))
+        name = events_queue(prefix)
+        queue = await channel.declare_queue(
+            name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await queue.bind(declared.events_exchange, routing_key="payment.#")
+    return name
+
+
+async def consumer_count(amqp_url: str, queue_name: str) -> int:
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+        result = queue.declaration_result
+        return int(getattr(result, "consumer_count", 0) or 0)
+
+
+async def publish_envelopes(amqp_url: str, prefix: str, envelopes: Sequence[Envelope]) -> None:
+    """Publish onto ``paysync.inbound`` exactly as ``paysync.amqp.publish_envelope`` does
+    (same headers, persistent + mandatory, confirmed), many in flight."""
+    topology = Topology(prefix=prefix)
+    slots = asyncio.Semaphore(PUBLISH_IN_FLIGHT)
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = (await declare(channel, topology)).inbound_exchange
+
+        async def one(envelope: Envelope) -> None:
+            message = aio_pika.Message(
+                envelope.body,
+                headers=envelope.amqp_headers(),
+                message_id=envelope.message_id,
+                content_type=envelope.content_type,
+                timestamp=envelope.received_at,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            )
+            async with slots:
+                confirm = await exchange.publish(
+                    message,
+                    INBOUND_ROUTING_KEY,
+                    mandatory=True,
+                    timeout=PUBLISH_TIMEOUT_SECONDS,
+                )
+            if not isinstance(confirm, aiormq.spec.Basic.Ack):
+                raise RuntimeError(f"pre-fill publish not confirmed: {confirm!r}")
+
+        await asyncio.gather(*(one(e) for e in envelopes))

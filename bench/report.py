@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import platform
 import sys
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,30 +15,37 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from bench import e2e, ingest_report, reconciler, worker
 from bench.config import Params
-from bench.ingest import (
-    METRICS,
-    SIDES,
-    TARGET_HALF_LOAD_P99_MS,
-    TARGET_THROUGHPUT_RATIO,
-    PairResult,
-    Runs,
-    Summary,
-    Table,
-)
-from bench.load import Figures
+from bench.ingest import PairResult, Summary
+from bench.rss import Recorder
+from bench.targets import Target
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PACKAGES = ("aiohttp", "aio-pika", "aiormq", "asyncpg", "orjson", "structlog")
-LABELS = {
-    "requests_per_second": "req/s",
-    "p50_ms": "p50 ms",
-    "p99_ms": "p99 ms",
-    "server_cpu_us_per_request": "CPU us/req",
-}
 
 
-def environment(rabbitmq: str | None) -> dict[str, Any]:
+@dataclass(slots=True)
+class Results:
+    """What one invocation measured; a pair that did not run stays None."""
+
+    recorder: Recorder = field(default_factory=Recorder)
+    ingest: tuple[PairResult, Summary] | None = None
+    worker: worker.Result | None = None
+    e2e: e2e.Result | None = None
+    reconciler: reconciler.Result | None = None
+
+    def targets(self) -> list[Target]:
+        found = []
+        if self.ingest is not None:
+            found += ingest_report.targets(self.ingest[1])
+        for pair in (self.worker, self.e2e, self.reconciler):
+            if pair is not None:
+                found += pair.targets()
+        return found + self.recorder.targets()
+
+
+def environment(rabbitmq: str | None, postgres: str | None) -> dict[str, Any]:
     return {
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
@@ -45,6 +53,7 @@ def environment(rabbitmq: str | None) -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": {name: _version(name) for name in PACKAGES},
         "rabbitmq": rabbitmq,
+        "postgres": postgres,
     }
 
 
@@ -61,38 +70,30 @@ def document(
     started: datetime,
     finished: datetime,
     env: dict[str, Any],
-    pair: PairResult,
-    summary: Summary,
+    results: Results,
 ) -> dict[str, Any]:
+    pairs: dict[str, Any] = {}
+    if results.ingest is not None:
+        pairs["ingest_ccpayment"] = ingest_report.as_json(*results.ingest)
+    if results.worker is not None:
+        pairs[worker.NAME] = results.worker.as_json()
+    if results.e2e is not None:
+        pairs[e2e.NAME] = results.e2e.as_json()
+    if results.reconciler is not None:
+        pairs[reconciler.NAME] = results.reconciler.as_json()
+    pairs["peak_rss"] = results.recorder.as_json()
     return {
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
         "environment": env,
-        "parameters": {**dataclasses.asdict(params), "amqp_url": _redacted(params.amqp_url)},
-        "pairs": {
-            "ingest_ccpayment": {
-                "runs": _raw(pair.runs),
-                "medians": summary.medians,
-                "ratios_paysync_over_baseline": summary.ratios,
-                "half_load": {
-                    "offered_requests_per_second": pair.half_load_rate,
-                    "runs": _raw(pair.half_load),
-                    "medians": summary.half_load_medians,
-                    "ratios_paysync_over_baseline": summary.half_load_ratios,
-                },
-                "targets": {
-                    "throughput_ratio_min": TARGET_THROUGHPUT_RATIO,
-                    "throughput_met": summary.throughput_target_met,
-                    "half_load_p99_ms_max": TARGET_HALF_LOAD_P99_MS,
-                    "half_load_met": summary.half_load_target_met,
-                },
-            }
+        "parameters": {
+            **dataclasses.asdict(params),
+            "amqp_url": _redacted(params.amqp_url),
+            "pg_url": _redacted(params.pg_url),
         },
+        "pairs": pairs,
+        "targets": [t.as_json() for t in results.targets()],
     }
-
-
-def _raw(runs: Runs) -> dict[str, list[dict[str, Any]]]:
-    return {side: [dataclasses.asdict(f) for f in runs[side]] for side in SIDES}
 
 
 def _redacted(url: str) -> str:
@@ -110,92 +111,20 @@ def write_json(doc: dict[str, Any], started: datetime, directory: Path = RESULTS
     return path
 
 
-def render(params: Params, pair: PairResult, summary: Summary) -> str:
-    return "\n".join(
-        [
-            "paysync ingest vs baseline: signed CCPayment callbacks, confirmed quorum publish",
-            "",
-            f"maximum throughput: closed loop, concurrency {params.concurrency},"
-            f" warm-up {params.warmup:g} s, window {params.duration:g} s,"
-            f" {params.runs} runs per side, alternating",
-            *_runs_table(pair.runs),
-            "",
-            *_medians_table(summary.medians, summary.ratios),
-            "",
-            f"half load: open loop at {pair.half_load_rate:.1f} req/s (0.5 x paysync's median"
-            f" max) for both sides, window {params.half_load_duration:g} s",
-            *_runs_table(pair.half_load),
-            "",
-            *_medians_table(summary.half_load_medians, summary.half_load_ratios),
-            "",
-            *_target_lines(summary),
-        ]
-    )
+def render(params: Params, results: Results) -> str:
+    sections: list[list[str]] = []
+    if results.ingest is not None:
+        sections.append(ingest_report.render(params, *results.ingest))
+    if results.worker is not None:
+        sections.append(worker.render(results.worker))
+    if results.e2e is not None:
+        sections.append(e2e.render(results.e2e))
+    if results.reconciler is not None:
+        sections.append(reconciler.render(results.reconciler))
+    sections.append(results.recorder.render())
+    sections.append(["targets", *(t.line() for t in results.targets())])
+    return "\n\n".join("\n".join(lines) for lines in sections)
 
 
-def _runs_table(runs: Runs) -> list[str]:
-    lines = [
-        f"{'run':<4}{'side':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'ok':>8}"
-        f"{'errors':>8}{'CPU us/req':>12}{'CPU: server':>13}{'broker':>8}{'loadgen':>9}"
-    ]
-    for i in range(len(runs[SIDES[0]])):
-        for side in SIDES:
-            lines.append(f"{i + 1:<4}{side:<10}{_figures_row(runs[side][i])}")
-    return lines
-
-
-def _figures_row(f: Figures) -> str:
-    capped = "  (capped)" if f.capped else ""
-    return (
-        f"{f.requests_per_second:>9.1f}{_num(f.p50_ms):>9}{_num(f.p99_ms):>9}"
-        f"{_num(f.max_ms):>9}{f.ok:>8}{f.errors:>8}"
-        f"{_num(f.server_cpu_us_per_request, '.0f'):>12}"
-        f"{_pct(f.cpu_percent.get('server')):>13}"
-        f"{_pct(f.cpu_percent.get('broker')):>8}{_pct(f.cpu_percent.get('loadgen')):>9}{capped}"
-    )
-
-
-def _medians_table(medians: Table, ratios: dict[str, float | None]) -> list[str]:
-    lines = [f"{'median':<12}{'paysync':>10}{'baseline':>10}{'paysync/baseline':>18}"]
-    for metric in METRICS:
-        p, b = medians["paysync"][metric], medians["baseline"][metric]
-        lines.append(
-            f"{LABELS[metric]:<12}{_num(p):>10}{_num(b):>10}{_num(ratios[metric], '.2f'):>18}"
-        )
-    return lines
-
-
-def _target_lines(summary: Summary) -> list[str]:
-    ratio = summary.ratios["requests_per_second"]
-    p99 = summary.half_load_medians["paysync"]["p99_ms"]
-    return [
-        "targets",
-        f"  paysync max req/s >= {TARGET_THROUGHPUT_RATIO:g} x baseline's:"
-        f" {_num(ratio, '.2f')}  {_verdict(summary.throughput_target_met)}",
-        f"  paysync p99 < {TARGET_HALF_LOAD_P99_MS:g} ms at half of its max (median of runs):"
-        f" {_num(p99)} ms  {_verdict(summary.half_load_target_met)}",
-    ]
-
-
-def _verdict(met: bool | None) -> str:
-    return {True: "met", False: "MISSED", None: "unknown"}[met]
-
-
-def _num(value: float | None, fmt: str = ".1f") -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} %"
-
-
-def errors_seen(pair: PairResult) -> list[str]:
-    """One line per run that had non-200 answers or transport errors (status 0)."""
-    phases = {"max": pair.runs, "half load": pair.half_load}
-    return [
-        f"warning: {phase} run {i + 1} {side}: {f.errors} errors {f.error_statuses}"
-        for phase, runs in phases.items()
-        for side in SIDES
-        for i, f in enumerate(runs[side])
-        if f.errors
-    ]
+def errors_seen(results: Results) -> list[str]:
+    return [] if results.ingest is None else ingest_report.errors_seen(results.ingest[0])

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -23,6 +21,7 @@ from aiohttp import web
 
 from bench import baseline
 from bench.config import DEFAULT_AMQP_URL, SECRET_ENV, write_paysync_config
+from bench.lifetime import wait_for_stop
 from ingest.app import build_app
 from paysync.amqp import Broker
 from paysync.logging import configure_logging
@@ -95,28 +94,6 @@ async def serve_until_stopped(app: web.Application, port: int, shutdown_timeout:
         await wait_for_stop()
     finally:
         await runner.cleanup()
-
-
-async def wait_for_stop() -> None:
-    """Return on SIGTERM/SIGINT or once the parent process has gone."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    watcher = asyncio.create_task(watch_parent(stop, os.getppid()))
-    try:
-        await stop.wait()
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-
-
-async def watch_parent(stop: asyncio.Event, parent: int) -> None:
-    # Polling: a parent's death raises no event a child can await portably.
-    while os.getppid() == parent:  # noqa: ASYNC110
-        await asyncio.sleep(1.0)
-    stop.set()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
