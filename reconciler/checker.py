@@ -15,7 +15,6 @@ be asked; the payment is checked again when its lease ends).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -138,7 +137,7 @@ class Checker:
         groups: dict[tuple[str, str], list[Due]] = {}
         for payment in payments:
             groups.setdefault((payment.provider, payment.account), []).append(payment)
-        per_account = []
+        chunks = []
         for (provider, _account), group in groups.items():
             adapter = self._registry.get(provider)
             size = 1
@@ -147,15 +146,8 @@ class Checker:
                     size = self._client(group[0])[0].batch_size
                 except ConfigError:
                     size = 1
-            per_account.append([group[i : i + size] for i in range(0, len(group), size)])
-        # Interleaved across accounts: one slow or rate-limited account must not hold every
-        # in-flight slot while the others wait behind it.
-        return [
-            chunk
-            for round_ in itertools.zip_longest(*per_account)
-            for chunk in round_
-            if chunk is not None
-        ]
+            chunks += [group[i : i + size] for i in range(0, len(group), size)]
+        return chunks
 
     def _client(self, payment: Due) -> tuple[StatusClient, AccountHttp]:
         key = (payment.provider, payment.account)
