@@ -11,7 +11,7 @@ import aio_pika
 import aiormq
 
 from bench.config import events_queue, exchanges, queues
-from paysync.amqp import INBOUND_ROUTING_KEY, Topology, declare
+from paysync.amqp import INBOUND_ROUTING_KEY, Topology, declare, envelope_message
 from schemas.envelope import Envelope
 
 PUBLISH_IN_FLIGHT = 256
@@ -87,14 +87,7 @@ async def publish_envelopes(amqp_url: str, prefix: str, envelopes: Sequence[Enve
         exchange = (await declare(channel, topology)).inbound_exchange
 
         async def one(envelope: Envelope) -> None:
-            message = aio_pika.Message(
-                envelope.body,
-                headers=envelope.amqp_headers(),
-                message_id=envelope.message_id,
-                content_type=envelope.content_type,
-                timestamp=envelope.received_at,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            )
+            message = envelope_message(envelope)
             async with slots:
                 confirm = await exchange.publish(
                     message,

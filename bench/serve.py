@@ -23,10 +23,9 @@ from bench import baseline
 from bench.config import DEFAULT_AMQP_URL, SECRET_ENV, write_paysync_config
 from bench.lifetime import wait_for_stop
 from ingest.app import build_app
-from paysync.amqp import Broker
 from paysync.logging import configure_logging
 from paysync.metrics import Metrics
-from paysync.runner import topology_of
+from paysync.runner import broker_of
 from paysync.settings import Settings, load_settings
 from providers import REGISTRY, account_models
 
@@ -61,11 +60,7 @@ def paysync_settings(args: argparse.Namespace) -> Settings:
 async def serve_paysync(args: argparse.Namespace) -> None:
     settings = paysync_settings(args)
     configure_logging(settings.log_level, secrets=settings.secret_values())
-    broker = Broker(
-        settings.amqp_url,
-        topology_of(settings),
-        reconnect_seconds=settings.broker.reconnect_seconds,
-    )
+    broker = broker_of(settings)
     broker.start()
     try:
         app = build_app(settings, broker, REGISTRY, Metrics())

@@ -275,10 +275,10 @@ async def _confirmed(
         raise BrokerUnavailable(f"publish not confirmed: {type(exc).__name__}") from exc
 
 
-async def publish_envelope(broker: Broker, envelope: Envelope, timeout: float) -> None:
-    """An inbound envelope onto ``paysync.inbound``: persistent + mandatory, waiting for the
-    broker's confirm (design §6 rule 1). Raises ``BrokerUnavailable``."""
-    message = aio_pika.Message(
+def envelope_message(envelope: Envelope) -> aio_pika.Message:
+    """The AMQP message of an inbound envelope: the raw body, ``x-paysync-*`` headers,
+    persistent."""
+    return aio_pika.Message(
         envelope.body,
         headers=envelope.amqp_headers(),
         message_id=envelope.message_id,
@@ -286,6 +286,12 @@ async def publish_envelope(broker: Broker, envelope: Envelope, timeout: float) -
         timestamp=envelope.received_at,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
+
+
+async def publish_envelope(broker: Broker, envelope: Envelope, timeout: float) -> None:
+    """An inbound envelope onto ``paysync.inbound``: persistent + mandatory, waiting for the
+    broker's confirm (design §6 rule 1). Raises ``BrokerUnavailable``."""
+    message = envelope_message(envelope)
     await broker.publish(
         broker.topology.inbound_exchange, message, INBOUND_ROUTING_KEY, timeout=timeout
     )

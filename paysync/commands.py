@@ -21,7 +21,7 @@ from paysync.db import create_pool, load_queries
 from paysync.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable
 from paysync.logging import get_logger
 from paysync.migrate import apply_migrations, discover, ensure_database
-from paysync.runner import run_roles, topology_of
+from paysync.runner import broker_of, run_roles, topology_of
 from paysync.settings import ProviderAccount, Secret, Settings
 from paysync.timeline import render_text
 from providers.base import ProviderAdapter
@@ -200,10 +200,7 @@ async def reconcile(
         stack.push_async_callback(pool.close)
         broker = None
         if not args.dry_run:
-            broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.5)
-            broker.start()
-            stack.push_async_callback(broker.close)
-            await broker.wait_connected(30)
+            broker = await stack.enter_async_context(_connected(settings))
         with tracking(not args.json) as tracker:
             report = await run_job(
                 settings,
@@ -221,11 +218,7 @@ async def reconcile(
 
 @asynccontextmanager
 async def _connected(settings: Settings, wait_seconds: float = 30.0) -> AsyncIterator[Broker]:
-    broker = Broker(
-        settings.amqp_url,
-        topology_of(settings),
-        reconnect_seconds=settings.broker.reconnect_seconds,
-    )
+    broker = broker_of(settings)
     broker.start()
     try:
         try:

@@ -44,6 +44,15 @@ def topology_of(settings: Settings) -> Topology:
     )
 
 
+def broker_of(settings: Settings) -> Broker:
+    """The broker link a process gets from its settings (not yet started)."""
+    return Broker(
+        settings.amqp_url,
+        topology_of(settings),
+        reconnect_seconds=settings.broker.reconnect_seconds,
+    )
+
+
 async def run_roles(
     settings: Settings,
     registry: Mapping[str, ProviderAdapter],
@@ -54,11 +63,7 @@ async def run_roles(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    broker = Broker(
-        settings.amqp_url,
-        topology_of(settings),
-        reconnect_seconds=settings.broker.reconnect_seconds,
-    )
+    broker = broker_of(settings)
     broker.start()
     metrics = Metrics()
     tasks: list[asyncio.Task[None]] = []

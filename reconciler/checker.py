@@ -24,7 +24,14 @@ import aiohttp
 import asyncpg
 
 from paysync.amqp import Broker, publish_envelope
-from paysync.errors import BrokerUnavailable, ConfigError, ProviderRefused, ProviderUnavailable
+from paysync.db import translated_errors
+from paysync.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    DatabaseUnavailable,
+    ProviderRefused,
+    ProviderUnavailable,
+)
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.settings import Settings
@@ -37,6 +44,9 @@ from schemas.status import Status
 from worker.fold import fold
 
 log = get_logger(__name__)
+
+# A payment whose next check is left as it is.
+_UNCHANGED = object()
 
 # Chunks (one status call each) in flight across all accounts; each account's own
 # concurrency and rate limits still apply underneath.
@@ -177,12 +187,30 @@ class Checker:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("reconcile_check_failed", provider=chunk[0].provider, error=error)
             return [Check(payment=p, outcome="failed", action="retry", error=error) for p in chunk]
-        checks = []
+        checks, schedule = [], []
         for payment, poll in zip(chunk, polls, strict=True):
-            checks.append(await self._settle(payment, poll, now, dry_run=dry_run))
+            check, next_at = await self._settle(payment, poll, now, dry_run=dry_run)
+            checks.append(check)
+            if next_at is not _UNCHANGED:
+                schedule.append((payment.id, next_at))
+        if schedule:
+            await self._reschedule(schedule)
         return checks
 
-    async def _settle(self, payment: Due, poll: Poll, now: datetime, *, dry_run: bool) -> Check:
+    async def _reschedule(self, schedule: list[tuple[int, object]]) -> None:
+        """One round trip for the chunk's next checks. Should Postgres be unavailable, the
+        payments stay claimed until their lease ends and are checked again then."""
+        try:
+            async with translated_errors(), self._pool.acquire() as conn:
+                await conn.executemany(self._q["set_next_check"], schedule)
+        except DatabaseUnavailable as exc:
+            log.warning("reconcile_reschedule_failed", error=str(exc), payments=len(schedule))
+
+    async def _settle(
+        self, payment: Due, poll: Poll, now: datetime, *, dry_run: bool
+    ) -> tuple[Check, object]:
+        """The check, and the payment's next check (``_UNCHANGED`` when nothing was
+        published: a dry run, or a failed publish that the lease retries)."""
         observations = list(poll.observations)
         theirs = fold(observations).status if observations else None
         clock = poll.asked and deadline_passed(payment.expires_at, now) and theirs not in SETTLED
@@ -190,12 +218,13 @@ class Checker:
             observations.append(_clock(payment, now))
         check = _judge(payment, poll, theirs, clock=clock)
         if dry_run:
-            return check
+            return check, _UNCHANGED
         try:
             if observations:
                 await self._publish(payment, observations, now)
         except BrokerUnavailable as exc:
-            return Check(payment=payment, outcome="failed", action="retry", error=str(exc))
+            failed = Check(payment=payment, outcome="failed", action="retry", error=str(exc))
+            return failed, _UNCHANGED
         status = max((s for s in (payment.status, theirs) if s), key=lambda s: s.rank, default=None)
         next_at = self._ladder.next_check(
             status=status,
@@ -204,9 +233,7 @@ class Checker:
             expires_at=payment.expires_at,
             now=now,
         )
-        async with self._pool.acquire() as conn:
-            await conn.execute(self._q["set_next_check"], payment.id, next_at)
-        return check
+        return check, next_at
 
     async def _publish(self, payment: Due, observations: list[Observation], now: datetime) -> None:
         assert self._broker is not None

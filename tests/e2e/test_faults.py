@@ -16,18 +16,18 @@ import pytest
 
 from simulator.chaos import Chaos, deliveries
 from simulator.status import Faults, OrderBook
-from tests.e2e.test_reconciler import _config, _reconcile, _register, status_simulator
 from tests.support.amqp import depth
-from tests.support.faults import (
+from tests.support.faults import Drill, collect_events, dead_ids, event_gaps
+from tests.support.process import assert_no_secret_in, running, start
+from tests.support.scenario import (
     PROVIDERS,
-    Drill,
-    collect_events,
-    dead_ids,
-    event_gaps,
-    orders,
+    make_orders,
+    reconcile,
+    register,
+    scenario_config,
+    status_simulator,
     statuses,
 )
-from tests.support.process import assert_no_secret_in, running, start
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 
@@ -51,17 +51,15 @@ async def test_fault_drill_loses_nothing(
 ) -> None:
     book = OrderBook()
     async with status_simulator(book, Faults()) as (sim_url, _app):
-        config = _config(tmp_path, db_url, names, sim_url, book)
+        config = scenario_config(tmp_path, db_url, names, sim_url, book)
         # About 1.75 callbacks per order across the four providers.
-        made = orders(config, int(CALLBACKS / 1.75) + 1)
-        for provider, life in made:
-            book.add(provider, "shop", life)
+        made = make_orders(config, book, int(CALLBACKS / 1.75) + 1, ref_prefix="drill")
         sent = deliveries(made, Chaos(drop=0.0, duplicate=0.0, seed=3))[:CALLBACKS]
         truth = {life.merchant_ref: (life.statuses[-1], life.amount) for _, life in made}
         events = await names.bind_events_queue()
         drill = Drill(config, names, db, db_url.rsplit("/", 1)[1], rate=max(100, CALLBACKS / 25))
         async with running(config, "ingest") as ingest:
-            await _register(config, made)
+            await register(config, made)
             await drill.start_worker(1)
             n = len(sent)
             faults = {
@@ -73,7 +71,7 @@ async def test_fault_drill_loses_nothing(
             }
             await drill.deliver(sent, faults)
             await drill.wait_applied(timeout=120)
-            jobs = await asyncio.gather(*(_reconcile(config, "--provider", p) for p in PROVIDERS))
+            jobs = await asyncio.gather(*(reconcile(config, "--provider", p) for p in PROVIDERS))
             assert all(code == 0 for code, _ in jobs), [r["counts"] for _, r in jobs]
 
             async def true() -> bool:
@@ -111,8 +109,8 @@ async def test_a_clean_stop_leaves_nothing_to_redeliver(
 ) -> None:
     book = OrderBook()
     async with status_simulator(book, Faults()) as (sim_url, _app):
-        config = _config(tmp_path, db_url, names, sim_url, book)
-        made = orders(config, 200)
+        config = scenario_config(tmp_path, db_url, names, sim_url, book)
+        made = make_orders(config, book, 200, ref_prefix="drill")
         sent = deliveries(made, Chaos(drop=0.0, duplicate=0.0, seed=1))
         async with running(config, "ingest"):
             drill = Drill(config, names, db, db_url.rsplit("/", 1)[1], rate=400)

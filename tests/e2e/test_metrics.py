@@ -15,10 +15,10 @@ from paysync.settings import Secret
 from simulator import SIMULATORS
 from simulator.sender import send_request
 from simulator.status import Faults, OrderBook
-from tests.e2e.test_reconciler import _config, _orders, _register, status_simulator
 from tests.support.config import ACCOUNT, RunConfig
 from tests.support.metrics import sample
 from tests.support.process import Process, running
+from tests.support.scenario import make_orders, register, scenario_config, status_simulator
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 
@@ -65,8 +65,8 @@ async def test_every_roles_metrics_move_as_documented(
 ) -> None:
     book = OrderBook()
     async with status_simulator(book, Faults()) as (sim_url, _app):
-        config = _config(tmp_path, db_url, names, sim_url, book)
-        orders = _orders(config, book, 4)
+        config = scenario_config(tmp_path, db_url, names, sim_url, book)
+        orders = make_orders(config, book, 4)
         hdfc = next(life for provider, life in orders if provider == "hdfc")
         plural = next(life for provider, life in orders if provider == "plural")
         account = config.settings.account("hdfc", ACCOUNT)
@@ -109,7 +109,7 @@ async def test_every_roles_metrics_move_as_documented(
             assert await _metric(worker_url, "paysync_outbox_backlog") == 0
 
             # A payment whose callback never came: the reconciler's counters move.
-            await _register(config, [("plural", plural)])
+            await register(config, [("plural", plural)])
 
             async def registered() -> bool:
                 count = await db.fetchval("SELECT count(*) FROM payments WHERE provider = 'plural'")

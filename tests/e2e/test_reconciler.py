@@ -4,11 +4,7 @@ simulated status APIs of all four providers (in this process, on loopback)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,102 +12,28 @@ import aiohttp
 import asyncpg
 import orjson
 import pytest
-from aiohttp import web
 
-from simulator import SIMULATORS
 from simulator.base import Lifecycle
 from simulator.chaos import Chaos, deliveries
 from simulator.sender import send_request
-from simulator.status import Faults, OrderBook, build_status_app, max_per_second
-from tests.integration.test_timeline_api import API_TABLE, TOKEN_ENV, with_tokens
+from simulator.status import Faults, OrderBook, max_per_second
 from tests.support.amqp import depth, take
-from tests.support.config import ACCOUNT, RunConfig, write_config
+from tests.support.config import ACCOUNT, TOKEN_ENV, RunConfig
 from tests.support.process import PAYSYNC, assert_no_secret_in, running
+from tests.support.scenario import (
+    PROVIDERS,
+    RATE,
+    make_orders,
+    reconcile,
+    register,
+    scenario_config,
+    status_simulator,
+    statuses,
+)
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-PROVIDERS = sorted(SIMULATORS)
-RATE = 25.0
-
-
-@asynccontextmanager
-async def status_simulator(
-    book: OrderBook, faults: Faults
-) -> AsyncIterator[tuple[str, web.Application]]:
-    routes = {name: sim.add_status_routes for name, sim in SIMULATORS.items()}
-    app = build_status_app(book, faults, routes)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", app
-    finally:
-        await runner.cleanup()
-
-
-def _config(
-    tmp_path: Path, db_url: str, names: BrokerNames, sim_url: str, book: OrderBook
-) -> RunConfig:
-    config = with_tokens(
-        write_config(
-            tmp_path,
-            database_url=db_url,
-            prefix=names.prefix,
-            extra=API_TABLE,
-            status_url=sim_url,
-            status_rate=RATE,
-        )
-    )
-    # Scheduled rounds: small and frequent, so two replicas share the work in a test.
-    config.env["PAYSYNC_RECONCILER__BATCH_SIZE"] = "10"
-    config.env["PAYSYNC_RECONCILER__INTERVAL_SECONDS"] = "0.2"
-    settings = config.settings
-    for provider in PROVIDERS:
-        account = settings.account(provider, ACCOUNT)
-        assert account is not None
-        book.accounts[(provider, ACCOUNT)] = account
-    return config
-
-
-def _orders(config: RunConfig, book: OrderBook, count: int) -> list[tuple[str, Lifecycle]]:
-    settings, now = config.settings, int(time.time())
-    made = []
-    for i in range(count):
-        provider = PROVIDERS[i % len(PROVIDERS)]
-        account = settings.account(provider, ACCOUNT)
-        assert account is not None
-        life = SIMULATORS[provider].lifecycle(account, f"{provider}-{i:04d}", now=now)
-        book.add(provider, ACCOUNT, life)
-        made.append((provider, life))
-    return made
-
-
-async def _register(config: RunConfig, orders: list[tuple[str, Lifecycle]]) -> None:
-    """The merchant's backend registers every order it sends to a provider."""
-    headers = {"Authorization": f"Bearer {config.env[TOKEN_ENV]}"}
-    slots = asyncio.Semaphore(16)
-
-    async def one(session: aiohttp.ClientSession, provider: str, life: Lifecycle) -> int:
-        body = {
-            "provider": provider,
-            "account": ACCOUNT,
-            "merchant_ref": life.merchant_ref,
-            "provider_ref": life.provider_ref,
-            "amount": str(life.amount),
-            "currency": life.currency,
-        }
-        async with (
-            slots,
-            session.post(f"{config.url}/v1/payments", json=body, headers=headers) as r,
-        ):
-            return r.status
-
-    async with aiohttp.ClientSession() as session:
-        answers = await asyncio.gather(*(one(session, p, life) for p, life in orders))
-    assert set(answers) == {202}
 
 
 async def _deliver(
@@ -130,65 +52,40 @@ async def _deliver(
     return dict(answers)
 
 
-async def _reconcile(config: RunConfig, *args: str) -> tuple[int, dict[str, Any]]:
-    """``paysync reconcile ... --json`` as an operator runs it; exit code and report."""
-    env = {**config.env, "PAYSYNC_CONFIG": str(config.path)}
-    log_path = config.path.parent / f"reconcile-{args[1]}.log"
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            PAYSYNC,
-            "reconcile",
-            *args,
-            "--json",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log,
-        )
-        out, _ = await asyncio.wait_for(proc.communicate(), 180)
-    assert_no_secret_in(log_path.read_text(errors="replace") + out.decode(), config)
-    # stdout holds the report alone (log lines go to stderr), so it pipes into jq.
-    return proc.returncode or 0, orjson.loads(out)
-
-
-async def _statuses(db: asyncpg.Connection) -> dict[str, tuple[str | None, Decimal]]:
-    rows = await db.fetch("SELECT merchant_ref, status, amount_paid FROM payments")
-    return {r["merchant_ref"]: (r["status"], r["amount_paid"]) for r in rows}
-
-
 async def test_chaos_every_payment_ends_as_the_providers_truth_with_ordered_events(
     tmp_path: Path, db_url: str, names: BrokerNames, db: asyncpg.Connection
 ) -> None:
     book = OrderBook()
     faults = Faults(rate_limited=0.05, unavailable=0.05, latency_seconds=0.002, seed=11)
     async with status_simulator(book, faults) as (sim_url, app):
-        config = _config(tmp_path, db_url, names, sim_url, book)
-        orders = _orders(config, book, 1000)
+        config = scenario_config(tmp_path, db_url, names, sim_url, book)
+        orders = make_orders(config, book, 1000)
         truth = {life.merchant_ref: (life.statuses[-1], life.amount) for _, life in orders}
         events = await names.bind_events_queue()
         async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
-            await _register(config, orders)
+            await register(config, orders)
             answers = await _deliver(config, orders, Chaos(drop=0.3, duplicate=0.2, seed=5))
             # A Plural duplicate is a replayed webhook-id: refused, its first copy went in.
             assert set(answers) <= {200, 409}, answers
 
             async def drained() -> bool:
                 return await depth(names.topology.inbound_queue) == 0 and len(
-                    await _statuses(db)
+                    await statuses(db)
                 ) == len(orders)
 
             await eventually(drained, timeout=60, what="every callback and registration applied")
             behind = sum(
-                1 for ref, (status, _) in (await _statuses(db)).items() if status != truth[ref][0]
+                1 for ref, (status, _) in (await statuses(db)).items() if status != truth[ref][0]
             )
             assert behind > 0, "the chaos left nothing to repair"
 
-            jobs = await asyncio.gather(*(_reconcile(config, "--provider", p) for p in PROVIDERS))
+            jobs = await asyncio.gather(*(reconcile(config, "--provider", p) for p in PROVIDERS))
             for code, report in jobs:
                 assert code == 0, report["counts"]
                 assert report["counts"]["failed"] == 0
 
             async def true() -> bool:
-                found = await _statuses(db)
+                found = await statuses(db)
                 return all(
                     found[ref] == (status, amount) for ref, (status, amount) in truth.items()
                 )
@@ -224,13 +121,13 @@ async def test_a_registered_payment_never_called_back_is_found_and_repaired(
 ) -> None:
     book = OrderBook()
     async with status_simulator(book, Faults()) as (sim_url, _app):
-        config = _config(tmp_path, db_url, names, sim_url, book)
-        orders = _orders(config, book, 4)
+        config = scenario_config(tmp_path, db_url, names, sim_url, book)
+        orders = make_orders(config, book, 4)
         async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
-            await _register(config, orders)
+            await register(config, orders)
 
             async def registered() -> bool:
-                return len(await _statuses(db)) == 4
+                return len(await statuses(db)) == 4
 
             await eventually(registered, what="the registrations applied")
             # Due now: the scheduled reconciler (not an operator) must find them.
@@ -238,7 +135,7 @@ async def test_a_registered_payment_never_called_back_is_found_and_repaired(
             async with running(config, "reconciler", log_name="reconciler.log"):
 
                 async def repaired() -> bool:
-                    found = await _statuses(db)
+                    found = await statuses(db)
                     return all(
                         found[life.merchant_ref][0] == life.statuses[-1] for _, life in orders
                     )
@@ -253,13 +150,13 @@ async def test_two_reconcilers_never_poll_one_payment_twice_in_a_round(
 ) -> None:
     book = OrderBook()
     async with status_simulator(book, Faults(latency_seconds=0.01)) as (sim_url, _app):
-        config = _config(tmp_path, db_url, names, sim_url, book)
-        orders = _orders(config, book, 120)
+        config = scenario_config(tmp_path, db_url, names, sim_url, book)
+        orders = make_orders(config, book, 120)
         async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
-            await _register(config, orders)
+            await register(config, orders)
 
             async def registered() -> bool:
-                return len(await _statuses(db)) == len(orders)
+                return len(await statuses(db)) == len(orders)
 
             await eventually(registered, what="the registrations applied")
             await db.execute("UPDATE payments SET next_check_at = now()")
@@ -292,17 +189,17 @@ async def test_a_dry_run_reports_drift_and_changes_nothing(
 ) -> None:
     book = OrderBook()
     async with status_simulator(book, Faults()) as (sim_url, _app):
-        config = _config(tmp_path, db_url, names, sim_url, book)
-        orders = [o for o in _orders(config, book, 8) if o[0] == "hdfc"]
+        config = scenario_config(tmp_path, db_url, names, sim_url, book)
+        orders = [o for o in make_orders(config, book, 8) if o[0] == "hdfc"]
         async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
-            await _register(config, orders)
+            await register(config, orders)
 
             async def registered() -> bool:
-                return len(await _statuses(db)) == len(orders)
+                return len(await statuses(db)) == len(orders)
 
             await eventually(registered, what="the registrations applied")
             before = await db.fetch("SELECT * FROM payments ORDER BY id")
-            code, report = await _reconcile(config, "--provider", "hdfc", "--dry-run")
+            code, report = await reconcile(config, "--provider", "hdfc", "--dry-run")
             assert await depth(names.topology.inbound_queue) == 0
         after = await db.fetch("SELECT * FROM payments ORDER BY id")
     assert code == 0
@@ -322,8 +219,8 @@ async def test_past_its_deadline_an_unpaid_payment_expires_and_the_table_says_wh
 ) -> None:
     book = OrderBook()
     async with status_simulator(book, Faults()) as (sim_url, _app):
-        config = _config(tmp_path, db_url, names, sim_url, book)
-        [(_, paid)] = [o for o in _orders(config, book, 4) if o[0] == "hdfc"]
+        config = scenario_config(tmp_path, db_url, names, sim_url, book)
+        [(_, paid)] = [o for o in make_orders(config, book, 4) if o[0] == "hdfc"]
         headers = {"Authorization": f"Bearer {config.env[TOKEN_ENV]}"}
         # The customer never reached the provider: HDFC has no such order.
         unpaid = {
@@ -335,7 +232,7 @@ async def test_past_its_deadline_an_unpaid_payment_expires_and_the_table_says_wh
             "expires_at": "2026-01-01T00:00:00Z",
         }
         async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
-            await _register(config, [("hdfc", paid)])
+            await register(config, [("hdfc", paid)])
             async with (
                 aiohttp.ClientSession() as session,
                 session.post(f"{config.url}/v1/payments", json=unpaid, headers=headers) as r,
@@ -343,7 +240,7 @@ async def test_past_its_deadline_an_unpaid_payment_expires_and_the_table_says_wh
                 assert r.status == 202
 
             async def registered() -> bool:
-                return len(await _statuses(db)) == 2
+                return len(await statuses(db)) == 2
 
             await eventually(registered, what="the registrations applied")
             env = {**config.env, "PAYSYNC_CONFIG": str(config.path)}
@@ -360,7 +257,7 @@ async def test_past_its_deadline_an_unpaid_payment_expires_and_the_table_says_wh
             assert_no_secret_in((out + err).decode(errors="replace"), config)
 
             async def settled() -> bool:
-                found = await _statuses(db)
+                found = await statuses(db)
                 return (
                     found["hdfc-abandoned"][0] == "expired"
                     and found[paid.merchant_ref][0] == "paid"

@@ -17,9 +17,15 @@ from paysync.db import create_pool
 from providers import MAPPINGS
 from schemas.envelope import Envelope
 from schemas.observation import load_observations
-from tests.integration.test_timeline_api import API_TABLE, TOKEN_ENV, with_tokens
 from tests.support.amqp import depth, take
-from tests.support.config import ACCOUNT, RunConfig, write_config
+from tests.support.config import (
+    ACCOUNT,
+    API_TABLE,
+    TOKEN_ENV,
+    RunConfig,
+    with_tokens,
+    write_config,
+)
 from tests.support.db import one
 from tests.support.ingest import serving
 from tests.support.services import BrokerNames

@@ -39,7 +39,16 @@ from paysync.settings import Settings, load_settings
 from providers import MAPPINGS, REGISTRY, account_models
 from schemas.envelope import Envelope, EnvelopeKind
 from simulator.ccpayment import signed, webhook_body
-from tests.support.config import ACCOUNT, APP_ID, RunConfig, write_config
+from tests.support.config import (
+    ACCOUNT,
+    API_TABLE,
+    APP_ID,
+    OLD_TOKEN_ENV,
+    TOKEN_ENV,
+    RunConfig,
+    with_tokens,
+    write_config,
+)
 from tests.support.process import PAYSYNC, running
 from tests.support.services import BrokerNames
 from tests.support.tcpproxy import TcpProxy
@@ -47,16 +56,7 @@ from worker.store import Store
 
 pytestmark = pytest.mark.integration
 
-TOKEN_ENV = "TEST_API_TOKEN"
-OLD_TOKEN_ENV = "TEST_API_OLD_TOKEN"
-API_TABLE = f'[api]\ntokens = ["env:{OLD_TOKEN_ENV}", "env:{TOKEN_ENV}"]\n'
 REF = "order-tl-1"
-
-
-def with_tokens(config: RunConfig) -> RunConfig:
-    config.env[TOKEN_ENV] = secrets.token_urlsafe(24)
-    config.env[OLD_TOKEN_ENV] = secrets.token_urlsafe(24)
-    return config
 
 
 @pytest.fixture

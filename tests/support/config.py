@@ -158,3 +158,15 @@ max_attempts = 6
 """
         for provider in ("paycore", "ccpayment", "hdfc", "plural")
     )
+
+
+# The /v1 API's bearer tokens: two, as during a rotation.
+TOKEN_ENV = "TEST_API_TOKEN"
+OLD_TOKEN_ENV = "TEST_API_OLD_TOKEN"
+API_TABLE = f'[api]\ntokens = ["env:{OLD_TOKEN_ENV}", "env:{TOKEN_ENV}"]\n'
+
+
+def with_tokens(config: RunConfig) -> RunConfig:
+    config.env[TOKEN_ENV] = secrets.token_urlsafe(24)
+    config.env[OLD_TOKEN_ENV] = secrets.token_urlsafe(24)
+    return config

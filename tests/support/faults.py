@@ -25,7 +25,6 @@ from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import aio_pika
 import aiohttp
@@ -35,7 +34,7 @@ import orjson
 from paysync.amqp import INBOUND_ROUTING_KEY
 from schemas.envelope import Envelope, EnvelopeKind
 from simulator import SIMULATORS
-from simulator.base import Lifecycle, Request
+from simulator.base import Request
 from simulator.sender import send_request
 from tests.support.config import ACCOUNT, RunConfig
 from tests.support.process import Process, start
@@ -66,17 +65,6 @@ class Report:
             f"{self.applied} applied, {self.lost} lost "
             f"({self.refused_then_retried} refusals retried; faults: {', '.join(self.faults)})"
         )
-
-
-def orders(config: RunConfig, count: int) -> list[tuple[str, Lifecycle]]:
-    settings, now = config.settings, int(time.time())
-    made = []
-    for i in range(count):
-        provider = PROVIDERS[i % len(PROVIDERS)]
-        account = settings.account(provider, ACCOUNT)
-        assert account is not None
-        made.append((provider, SIMULATORS[provider].lifecycle(account, f"drill-{i:05d}", now=now)))
-    return made
 
 
 class Drill:
@@ -222,11 +210,6 @@ class Drill:
             return self.report.applied == self.report.accepted
 
         await eventually(done, timeout=timeout, what="every accepted callback in the inbox")
-
-
-async def statuses(db: asyncpg.Connection) -> dict[str, tuple[str | None, Decimal]]:
-    rows = await db.fetch("SELECT merchant_ref, status, amount_paid FROM payments")
-    return {r["merchant_ref"]: (r["status"], r["amount_paid"]) for r in rows}
 
 
 def event_gaps(bodies: list[bytes]) -> dict[str, list[int]]:
