@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 
@@ -37,9 +37,11 @@ class RateLimiter:
         self,
         rate_per_second: float,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._interval = (1.0 + _MARGIN) / rate_per_second
         self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
         self._lock = asyncio.Lock()
 
@@ -53,8 +55,11 @@ class RateLimiter:
     async def wait(self) -> None:
         async with self._lock:
             delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
+            if delay > 0:
+                await self._sleep(delay)
+            # Spaced from when this start really happened, not from when it was due: a start
+            # that a busy event loop delayed must not bunch up with the next one.
+            self._next = max(self._next, self._clock() + self._interval)
 
 
 class AccountHttp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -79,6 +80,25 @@ def test_reserved_starts_never_put_more_than_the_rate_in_any_second(rate: float,
         in_window = [s for s in starts[i:] if s < start + 1.0]
         # Integer rates: never more than the rate; others: never more than rounded up.
         assert len(in_window) <= math.ceil(rate)
+
+
+@given(lateness=st.lists(st.floats(min_value=0, max_value=0.2), min_size=2, max_size=40))
+async def test_starts_a_busy_loop_delayed_never_bunch_up_with_the_next(
+    lateness: list[float],
+) -> None:
+    clock = Clock()
+    late = iter(lateness)
+
+    async def oversleep(seconds: float) -> None:
+        clock.now += seconds + next(late, 0.0)  # the loop wakes the waiter late
+
+    limiter = RateLimiter(10, clock=clock, sleep=oversleep)
+    starts = []
+    for _ in lateness:
+        await limiter.wait()
+        starts.append(clock.now)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(gap >= 0.1 for gap in gaps), gaps
 
 
 def test_an_idle_limiter_lets_the_next_request_go_at_once() -> None:
