@@ -123,6 +123,8 @@ async def measure(params: Params) -> report.Results:
         )
         results = report.Results()
         try:
+            # As `paysync migrate` would: the roles only check the topology passively.
+            await rabbit.declare_topology(spec.amqp_url, spec.prefix)
             async with AsyncExitStack() as stack:
                 ctx = None
                 if _needs_db(params):

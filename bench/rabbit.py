@@ -33,6 +33,12 @@ async def purge(amqp_url: str, prefix: str) -> int:
     return dropped
 
 
+async def declare_topology(amqp_url: str, prefix: str) -> None:
+    """paysync's topology under ``prefix``, declared as ``paysync migrate`` does."""
+    async with await aio_pika.connect(amqp_url) as connection:
+        await declare(connection, Topology(prefix=prefix))
+
+
 async def delete_all(amqp_url: str, prefix: str) -> None:
     """Delete every queue and exchange the benchmark servers declared under ``prefix``."""
     async with await aio_pika.connect(amqp_url) as connection:
@@ -59,13 +65,13 @@ async def bind_events_queue(amqp_url: str, prefix: str) -> str:
     """A durable quorum queue bound to ``paysync.events`` (``payment.#``), as a fulfilment
     system would bind one: the relay's events are routed, not returned."""
     async with await aio_pika.connect(amqp_url) as connection:
+        topology = Topology(prefix=prefix)
         channel = await connection.channel()
-        declared = await declare(channel, Topology(prefix=prefix))
         name = events_queue(prefix)
         queue = await channel.declare_queue(
             name, durable=True, arguments={"x-queue-type": "quorum"}
         )
-        await queue.bind(declared.events_exchange, routing_key="payment.#")
+        await queue.bind(topology.events_exchange, routing_key="payment.#")
     return name
 
 
@@ -84,7 +90,7 @@ async def publish_envelopes(amqp_url: str, prefix: str, envelopes: Sequence[Enve
     slots = asyncio.Semaphore(PUBLISH_IN_FLIGHT)
     async with await aio_pika.connect(amqp_url) as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = (await declare(channel, topology)).inbound_exchange
+        exchange = await channel.get_exchange(topology.inbound_exchange, ensure=False)
 
         async def one(envelope: Envelope) -> None:
             message = envelope_message(envelope)

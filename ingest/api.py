@@ -22,7 +22,7 @@ from aiohttp import web
 
 from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS
 from ingest.registration import register_payment
-from paysync.amqp import Broker
+from paysync.broker import Broker
 from paysync.db import load_queries, translated_errors
 from paysync.errors import DatabaseUnavailable
 from paysync.logging import get_logger

@@ -36,8 +36,9 @@ from ingest.http import (
 )
 from ingest.replay import ReplayGuard
 from ingest.returns import receive_return
-from paysync.amqp import Broker
+from paysync.broker import Broker
 from paysync.errors import AuthenticationError, BrokerUnavailable
+from paysync.health import Health
 from paysync.logging import get_logger
 from paysync.metrics import UNKNOWN, Metrics
 from paysync.probes import add_probe_routes
@@ -60,9 +61,12 @@ def build_app(
     clock: Clock = utc_now,
     *,
     pool: asyncpg.Pool | None = None,
+    health: Health | None = None,
 ) -> web.Application:
     """The ingest app; ``/v1`` is mounted when a ``pool`` is given (every role runner gives
-    one; a callback-only app, as in benchmarks, has none)."""
+    one; a callback-only app, as in benchmarks, has none). Its probes answer for the
+    process's ``health`` (a process of its own when none is given), to which ingest adds
+    its own check: publishes are being confirmed."""
     app = web.Application(
         client_max_size=settings.ingest.max_body_bytes, middlewares=[_bind_request_context]
     )
@@ -77,7 +81,9 @@ def build_app(
     app.router.add_post("/webhooks/{provider}/{account}", receive_callback)
     app.router.add_route("GET", "/return/{provider}/{account}", receive_return)
     app.router.add_route("POST", "/return/{provider}/{account}", receive_return)
-    add_probe_routes(app, broker, metrics)
+    health = health or Health()
+    health.add_check("ingest", broker.confirms_ready)
+    add_probe_routes(app, health, metrics)
     if pool is not None:
         app.add_subapp("/v1", build_api(settings, pool, broker))
     return app

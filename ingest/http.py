@@ -12,8 +12,8 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from ingest.replay import ReplayGuard
-from paysync.amqp import Broker
-from paysync.amqp import publish_envelope as publish
+from paysync.broker import Broker
+from paysync.broker import publish_envelope as publish
 from paysync.errors import AuthenticationError
 from paysync.metrics import Metrics
 from paysync.settings import ApiSettings, Settings

@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.http import BROKER, POOL, QUERIES, SETTINGS
-from paysync.amqp import publish_envelope
+from paysync.broker import publish_envelope
 from paysync.db import translated_errors
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable
 from paysync.logging import get_logger

@@ -34,7 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paysync", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="TOML file (default: $PAYSYNC_CONFIG or paysync.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("migrate", help="create the database, apply migrations, declare the topology")
+    mig = sub.add_parser(
+        "migrate", help="create the database, apply migrations, declare the topology"
+    )
+    mig.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="retry unreachable Postgres/RabbitMQ for this long (default 0: one attempt)",
+    )
     sub.add_parser("ingest", help="run the HTTP receiver")
     sub.add_parser("worker", help="run the consumer and the outbox relay")
     sub.add_parser("reconciler", help="run scheduled reconciliation rounds")
@@ -149,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     match args.command:
         case "migrate":
-            return await commands.migrate(settings)
+            return await commands.migrate(settings, wait_seconds=args.wait)
         case "ingest" | "worker" | "reconciler":
             return await commands.serve(settings, REGISTRY, {args.command})
         case "all":

@@ -16,12 +16,13 @@ import asyncpg
 import orjson
 
 from ingest.api import QUERIES_PATH, read_timeline
-from paysync.amqp import Broker, declare
+from paysync.amqp import declare
+from paysync.broker import Broker
 from paysync.db import create_pool, load_queries
-from paysync.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable
+from paysync.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, StartupError
 from paysync.logging import get_logger
 from paysync.migrate import apply_migrations, discover, ensure_database
-from paysync.runner import broker_of, run_roles, topology_of
+from paysync.runner import broker_of, connection_name, run_roles, topology_of
 from paysync.settings import ProviderAccount, Secret, Settings
 from paysync.timeline import render_text
 from providers.base import ProviderAdapter
@@ -35,49 +36,78 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 
-async def migrate(settings: Settings, *, wait_seconds: float = 30.0) -> int:
+async def migrate(settings: Settings, *, wait_seconds: float = 0.0) -> int:
     """Create the database if needed, apply migrations, declare the topology.
 
-    Waits up to ``wait_seconds`` for each service, so it can run while they start.
+    Each service gets one attempt, or is retried for up to ``wait_seconds`` (``--wait``)
+    while it starts; then one line says which service could not be reached and why.
     """
     try:
-        async with asyncio.timeout(wait_seconds):
-            created = await _retrying(lambda: ensure_database(settings.database_url))
-            conn = await _retrying(lambda: asyncpg.connect(settings.database_url, timeout=10))
-    except TimeoutError:
-        print(
-            f"paysync: Postgres not reachable within {wait_seconds:.0f} s "
-            "(check database_url / PAYSYNC_DATABASE_URL)",
-            file=sys.stderr,
+        created = await _attempts(wait_seconds, lambda: ensure_database(settings.database_url))
+        conn = await _attempts(
+            wait_seconds, lambda: asyncpg.connect(settings.database_url, timeout=10)
         )
-        return 1
+    except _UNREACHABLE as exc:
+        raise StartupError(
+            f"Postgres not reachable ({_why(exc)}): check database_url / PAYSYNC_DATABASE_URL"
+        ) from None
     try:
         applied = await apply_migrations(conn, discover())
     finally:
         await conn.close()
     log.info("migrations_applied", created_database=created, versions=applied)
     try:
-        async with asyncio.timeout(wait_seconds):
-            connection = await _retrying(lambda: aio_pika.connect(settings.amqp_url))
-    except TimeoutError:
-        print(
-            f"paysync: RabbitMQ not reachable within {wait_seconds:.0f} s "
-            "(check amqp_url / PAYSYNC_AMQP_URL)",
-            file=sys.stderr,
-        )
-        return 1
+        connection = await _attempts(wait_seconds, lambda: _any_node(settings))
+    except _UNREACHABLE as exc:
+        raise StartupError(
+            f"RabbitMQ not reachable ({_why(exc)}): check amqp_url / PAYSYNC_AMQP_URL"
+        ) from None
     async with connection:
-        await declare(await connection.channel(), topology_of(settings))
+        await declare(connection, topology_of(settings))
     log.info("topology_declared", prefix=settings.broker.name_prefix)
     return 0
 
 
-async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
-    """Repeat a connection attempt every second until it succeeds (caller bounds time)."""
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidPasswordError,
+    aio_pika.exceptions.AMQPError,
+)
+
+
+def _why(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+async def _any_node(settings: Settings) -> aio_pika.abc.AbstractConnection:
+    """A connection to the first broker node that answers."""
+    failure: BaseException | None = None
+    for url in settings.amqp_url:
+        try:
+            return await asyncio.wait_for(
+                aio_pika.connect(
+                    url, client_properties={"connection_name": connection_name("migrate")}
+                ),
+                settings.broker.connect_timeout_seconds,
+            )
+        except _UNREACHABLE as exc:
+            failure = exc
+    assert failure is not None
+    raise failure
+
+
+async def _attempts(wait_seconds: float, attempt: Callable[[], Awaitable[T]]) -> T:
+    """One attempt, then more every second until ``wait_seconds`` have passed."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         try:
             return await attempt()
-        except (OSError, asyncpg.CannotConnectNowError, aio_pika.exceptions.AMQPError) as exc:
+        except _UNREACHABLE as exc:
+            if asyncio.get_running_loop().time() + 1 > deadline:
+                raise
             log.warning("service_unreachable", error=type(exc).__name__)
             await asyncio.sleep(1)
 
@@ -129,15 +159,13 @@ async def simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 async def watch_events(settings: Settings, binding: str, count: int, timeout: float) -> int:
     """Print each event body on its own line, from a temporary queue bound to the events."""
-    connection = await aio_pika.connect_robust(settings.amqp_url)
+    connection = await _any_node(settings)
     async with connection:
         channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            topology_of(settings).events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        exchange = topology_of(settings).events_exchange
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(exchange, routing_key=binding)
-        print(f"# watching {exchange.name} for {binding}", file=sys.stderr, flush=True)
+        print(f"# watching {exchange} for {binding}", file=sys.stderr, flush=True)
         seen = 0
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout or None), queue.iterator() as messages:
@@ -218,7 +246,7 @@ async def reconcile(
 
 @asynccontextmanager
 async def _connected(settings: Settings, wait_seconds: float = 30.0) -> AsyncIterator[Broker]:
-    broker = broker_of(settings)
+    broker = broker_of(settings, "operator")
     broker.start()
     try:
         try:

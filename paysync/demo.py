@@ -24,7 +24,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from paysync.amqp import Broker
+from paysync.amqp import PUBLISH_ERRORS
+from paysync.broker import Broker
 from paysync.errors import BrokerUnavailable, ConfigError
 from paysync.logging import get_logger
 from paysync.runner import run_roles
@@ -91,7 +92,13 @@ class _Customers:
         self._rng = random.Random()  # noqa: S311 (which demo callbacks get lost)
 
     async def run(self, broker: Broker, stop: asyncio.Event) -> None:
-        await _print_events(broker)
+        printer = asyncio.create_task(_print_events(broker, stop), name="demo-events")
+        try:
+            await self._pay(stop)
+        finally:
+            await printer
+
+    async def _pay(self, stop: asyncio.Event) -> None:
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             for provider, name, account in itertools.cycle(self._accounts):
@@ -147,11 +154,8 @@ class _Customers:
             await resp.read()
 
 
-async def _print_events(broker: Broker) -> None:
-    declared = await broker.wait_connected()
-    channel = await broker.connection.channel()
-    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-    await queue.bind(declared.events_exchange, routing_key="payment.#")
+async def _print_events(broker: Broker, stop: asyncio.Event) -> None:
+    """Log every event from a temporary queue, subscribing again on every new broker link."""
 
     async def on_event(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         async with message.process():
@@ -164,4 +168,20 @@ async def _print_events(broker: Broker) -> None:
                 event_id=event["event_id"],
             )
 
-    await queue.consume(on_event)
+    while await broker.wait_up(stop):
+        try:
+            channel = await broker.connection.channel()
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await queue.bind(broker.topology.events_exchange, routing_key="payment.#")
+            await queue.consume(on_event)
+            closed = asyncio.ensure_future(channel.closed())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            closed.cancel()
+            stopped.cancel()
+            if not channel.is_closed:
+                await channel.close()
+        except PUBLISH_ERRORS as exc:
+            log.warning("demo_events_resubscribing", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)

@@ -6,6 +6,9 @@ Every error paysync raises on purpose derives from ``PaysyncError`` and is eithe
 
     PaysyncError
     ├── ConfigError                   configuration is invalid (all problems at once)
+    ├── StartupError                  a process cannot start: a port in use, a TLS file
+    │   ├── TopologyMissing           an exchange or queue is missing: run `paysync migrate`
+    │   └── TopologyMismatch          RabbitMQ refused the topology as configured
     ├── Permanent
     │   ├── AuthenticationError       a request failed its provider's scheme (reason code)
     │   ├── UnknownAccount            {provider}/{account} is not configured
@@ -34,6 +37,18 @@ class ConfigError(PaysyncError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class StartupError(PaysyncError):
+    """What stops a process at start-up, at once: a port in use, an unreadable TLS file."""
+
+
+class TopologyMissing(StartupError):
+    """An exchange or queue of the topology does not exist: ``paysync migrate`` first."""
+
+
+class TopologyMismatch(StartupError):
+    """RabbitMQ refused to declare the topology as configured (permanent until fixed)."""
 
 
 class Permanent(PaysyncError):

@@ -1,29 +1,38 @@
 """The composition root of the long-running roles: builds every object once, runs, drains.
 
-``run_roles`` starts the requested roles (``ingest``, ``worker``, ``reconciler``) on one
-broker link and one lazy pool (the worker's store and relay; ingest's ``/v1`` API; the
-reconciler's claims), waits for
-SIGTERM/SIGINT (or for a role to fail), then shuts down in order: ingest stops accepting
-and finishes in-flight requests, the consumer finishes and acks its messages, the relay
-finishes its batch; then the pool and the broker close.
+``run_roles`` checks what can only be wrong at start-up (TLS files, ports: a failure stops
+the process at once, with one line naming the cause), then starts the requested roles
+(``ingest``, ``worker``, ``reconciler``) on one broker link and one lazy pool, registers
+each role's readiness check and main task with the process's ``Health``, and waits for
+SIGTERM/SIGINT (or for a role to fail). Then it drains, all within
+``ingest.shutdown_timeout_seconds``: ingest stops accepting and finishes in-flight
+requests while the consumer finishes and acks its messages and the relay its batch; then
+the pool and the broker close. Whatever has not finished by the deadline is cancelled
+(the broker redelivers unacked messages), so SIGTERM always ends the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from collections.abc import Callable, Coroutine, Mapping
+import socket
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack
 
 from aiohttp import web
 
 from ingest.app import build_app
-from paysync.amqp import Broker, Topology
+from paysync.amqp import Topology
+from paysync.broker import Broker
 from paysync.db import create_pool
+from paysync.errors import StartupError
+from paysync.health import Health
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.probes import build_probe_app
 from paysync.settings import Settings
+from paysync.tls import check_tls_files
 from providers import MAPPINGS
 from providers.base import ProviderAdapter
 from reconciler.rounds import Rounds
@@ -44,12 +53,23 @@ def topology_of(settings: Settings) -> Topology:
     )
 
 
-def broker_of(settings: Settings) -> Broker:
+def connection_name(what: str) -> str:
+    """How this process shows in RabbitMQ's connection list (``rabbitmqctl
+    list_connections client_properties``), so an operator can tell (and close) it."""
+    return f"paysync {what} {socket.gethostname()} pid {os.getpid()}"
+
+
+def broker_of(settings: Settings, what: str = "client") -> Broker:
     """The broker link a process gets from its settings (not yet started)."""
+    config = settings.broker
     return Broker(
         settings.amqp_url,
         topology_of(settings),
-        reconnect_seconds=settings.broker.reconnect_seconds,
+        reconnect_seconds=config.reconnect_seconds,
+        reconnect_max_seconds=config.reconnect_max_seconds,
+        heartbeat_seconds=config.heartbeat_seconds,
+        connect_timeout_seconds=config.connect_timeout_seconds,
+        name=connection_name(what),
     )
 
 
@@ -59,80 +79,132 @@ async def run_roles(
     roles: set[str],
     extra: Extra | None = None,
 ) -> None:
+    problems = check_tls_files(settings.database_url, settings.amqp_url)
+    if problems:
+        raise StartupError("; ".join(problems))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    broker = broker_of(settings)
-    broker.start()
+    broker = broker_of(settings, "+".join(r for r in ROLES if r in roles))
     metrics = Metrics()
-    tasks: list[asyncio.Task[None]] = []
+    health = Health()
+    deadline = _Deadline(settings.ingest.shutdown_timeout_seconds)
+    tasks: dict[str, asyncio.Task[None]] = {}
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(broker.close)
+        stack.push_async_callback(lambda: deadline.bounded(broker.close()))
         # Both roles use the pool (ingest only for /v1, never on its callback path). It is
         # lazy (min_size=0): a database outage does not stop ingest from starting.
         pool = await create_pool(settings.database_url, max_size=settings.database_pool_size)
-        stack.push_async_callback(pool.close)
+        stack.push_async_callback(lambda: deadline.bounded(pool.close(), pool.terminate))
+        # Ports first: a port in use ends the process before anything else has started.
+        grace = {"shutdown_timeout": settings.ingest.shutdown_timeout_seconds}
+        if "ingest" in roles:
+            app = build_app(settings, broker, registry, metrics, pool=pool, health=health)
+            site = await _listen(app, settings.ingest.host, settings.ingest.port, "ingest", **grace)
+            log.info("ingest_listening", host=settings.ingest.host, port=settings.ingest.port)
+        else:
+            app = build_probe_app(health, metrics)
+            site = await _listen(
+                app, settings.metrics.host, settings.metrics.port, "probes", **grace
+            )
+            host, port = site.addresses[0][:2]
+            log.info("probes_listening", host=host, port=port)
+        stack.push_async_callback(lambda: deadline.bounded(site.cleanup()))
+        broker.start()
+        tasks["broker"] = broker.task
         if "worker" in roles:
             consumer = Consumer(
                 broker, Store(pool, MAPPINGS), registry, settings.worker, metrics, stop
             )
             relay = Relay(pool, broker, settings.worker, metrics, stop)
-            tasks += [
-                asyncio.create_task(consumer.run(), name="consumer"),
-                asyncio.create_task(relay.run(), name="relay"),
-            ]
+            health.add_check("worker", lambda: consumer.ready)
+            health.add_check("relay", lambda: relay.ready)
+            tasks["worker"] = asyncio.create_task(consumer.run(), name="consumer")
+            tasks["relay"] = asyncio.create_task(relay.run(), name="relay")
         if "reconciler" in roles:
             rounds = Rounds(settings, registry, pool, broker, metrics, stop)
-            tasks.append(asyncio.create_task(rounds.run(), name="reconciler"))
-        if "ingest" in roles:
-            runner = web.AppRunner(
-                build_app(settings, broker, registry, metrics, pool=pool),
-                access_log=None,
-                handle_signals=False,
-                shutdown_timeout=settings.ingest.shutdown_timeout_seconds,
-            )
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
-            await web.TCPSite(runner, settings.ingest.host, settings.ingest.port).start()
-            log.info("ingest_listening", host=settings.ingest.host, port=settings.ingest.port)
-        if "ingest" not in roles:
-            await _serve_probes(settings, broker, metrics, stack)
+            health.add_check("reconciler", lambda: broker.ready)
+            tasks["reconciler"] = asyncio.create_task(rounds.run(), name="reconciler")
         if extra is not None:
-            tasks.append(asyncio.create_task(extra(broker, stop), name="extra"))
-        tasks.append(asyncio.create_task(_broker_guard(broker, stop), name="broker"))
+            tasks["extra"] = asyncio.create_task(extra(broker, stop), name="extra")
+        for name, task in tasks.items():
+            health.watch(name, task)
         log.info("service_started", roles=sorted(roles))
-        await _until_stopped(stop, tasks)
+        await _until_stopped(stop, tasks, health, deadline)
     log.info("service_stopped")
 
 
-async def _serve_probes(
-    settings: Settings, broker: Broker, metrics: Metrics, stack: AsyncExitStack
-) -> None:
-    """/metrics, /healthz and /readyz for a process that has no ingest port."""
-    runner = web.AppRunner(build_probe_app(broker, metrics), access_log=None, handle_signals=False)
+async def _listen(
+    app: web.Application, host: str, port: int, what: str, *, shutdown_timeout: float
+) -> web.AppRunner:
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+    )
     await runner.setup()
-    stack.push_async_callback(runner.cleanup)
-    await web.TCPSite(runner, settings.metrics.host, settings.metrics.port).start()
-    host, port = runner.addresses[0][:2]
-    log.info("probes_listening", host=host, port=port)
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartupError(f"{what} cannot listen on {host}:{port}: {reason}") from None
+    return runner
 
 
-async def _broker_guard(broker: Broker, stop: asyncio.Event) -> None:
-    """Fail the process when the broker link gives up for good (e.g. the topology was
-    refused), instead of every role waiting forever."""
-    await broker.wait_connected()
-    await stop.wait()
+class _Deadline:
+    """The shutdown budget: starts at the stop signal; every step gets what is left."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._at: float | None = None
+
+    def begin(self) -> None:
+        if self._at is None:
+            self._at = asyncio.get_running_loop().time() + self._seconds
+
+    def left(self) -> float:
+        self.begin()
+        assert self._at is not None
+        return max(0.05, self._at - asyncio.get_running_loop().time())
+
+    async def bounded(
+        self, step: Awaitable[object], on_timeout: Callable[[], object] | None = None
+    ) -> None:
+        try:
+            async with asyncio.timeout(self.left()):
+                await step
+        except TimeoutError:
+            log.warning("shutdown_step_timed_out")
+            if on_timeout is not None:
+                on_timeout()
 
 
-async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for the stop signal or a failed role; then let every role drain."""
+async def _until_stopped(
+    stop: asyncio.Event,
+    tasks: Mapping[str, asyncio.Task[None]],
+    health: Health,
+    deadline: _Deadline,
+) -> None:
+    """Wait for the stop signal or a failed role; then let every role drain, cancelling
+    what has not finished within the shutdown budget."""
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([stopper, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+    health.stopping = True
     stop.set()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    for failure in failures:
-        log.error("role_failed", error=repr(failure))
+    deadline.begin()
+    roles = {name: task for name, task in tasks.items() if name != "broker"}
+    if roles:
+        _, late = await asyncio.wait(roles.values(), timeout=deadline.left())
+        for task in late:
+            log.warning("role_drain_timed_out", role=task.get_name())
+            task.cancel()
+        await asyncio.gather(*roles.values(), return_exceptions=True)
+    failures = [
+        (name, task.exception())
+        for name, task in tasks.items()
+        if task.done() and not task.cancelled() and task.exception() is not None
+    ]
+    for name, failure in failures:
+        log.error("role_failed", role=name, error=repr(failure))
     if failures:
-        raise failures[0]
+        raise failures[0][1]  # type: ignore[misc]

@@ -14,11 +14,12 @@ the file (default ``paysync.toml``). Provider accounts live only in the file.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -79,6 +80,43 @@ def _resolve_secret(raw: object, info: ValidationInfo) -> Secret:
 
 
 SecretRef = Annotated[Secret, BeforeValidator(_resolve_secret)]
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _amqp_urls(raw: object) -> list[str]:
+    """Every node's URL: a list of URLs, or one string holding URLs separated by commas
+    or whitespace, or one URL whose host part lists several ``host:port``."""
+    if isinstance(raw, str):
+        items: list[object] = [part for part in re.split(r"[\s,]+(?=amqps?://)", raw.strip())]
+    elif isinstance(raw, list):
+        items = list(raw)
+    else:
+        raise ValueError("must be an AMQP URL or a list of AMQP URLs")
+    urls: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError("must be an AMQP URL or a list of AMQP URLs")
+        urls.extend(expand_hosts(item.strip()))
+    if not urls:
+        raise ValueError("names no broker")
+    return urls
+
+
+def expand_hosts(url: str) -> list[str]:
+    """``amqp://u:p@h1:5672,h2:5673/vh`` → one URL per host, sharing credentials, vhost
+    and query. A single-host URL comes back as it is."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ValueError("each broker URL must start with amqp:// or amqps://")
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    expanded = []
+    for host in hosts.split(","):
+        if not host.strip():
+            raise ValueError("a broker URL names an empty host")
+        netloc = f"{userinfo}{at}{host.strip()}"
+        expanded.append(urlunsplit(parts._replace(netloc=netloc)))
+    return expanded
 
 
 class _Model(BaseModel):
@@ -156,7 +194,12 @@ class ReconcilerSettings(_Model):
 class BrokerSettings(_Model):
     name_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
     delivery_limit: int = Field(default=5, ge=1, le=1000)
+    # First wait before reconnecting; it doubles (with jitter) up to reconnect_max_seconds.
     reconnect_seconds: float = Field(default=1.0, gt=0)
+    reconnect_max_seconds: float = Field(default=10.0, gt=0)
+    # AMQP heartbeat: a dead, paused or partitioned node is noticed within about three.
+    heartbeat_seconds: int = Field(default=10, ge=1, le=600)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class MetricsSettings(_Model):
@@ -175,7 +218,9 @@ class ApiSettings(_Model):
 
 class Settings(_Model):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/paysync"
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # One URL, a URL listing several nodes (amqp://u:p@h1:5672,h2:5672/vhost), or a list
+    # of URLs: paysync connects to any live node and moves to the next when one dies.
+    amqp_url: Annotated[list[str], BeforeValidator(_amqp_urls)] = [DEFAULT_AMQP_URL]
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     database_pool_size: int = Field(default=10, ge=1, le=500)
     broker: BrokerSettings = BrokerSettings()
@@ -198,7 +243,7 @@ class Settings(_Model):
 
     def secret_values(self) -> list[str]:
         """Secret values and the passwords inside the database and broker URLs."""
-        passwords = [urlsplit(url).password for url in (self.database_url, self.amqp_url)]
+        passwords = [urlsplit(url).password for url in (self.database_url, *self.amqp_url)]
         return [s.reveal() for s in self.secrets()] + [p for p in passwords if p]
 
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import aiohttp
 import asyncpg
 
-from paysync.amqp import Broker, publish_envelope
+from paysync.broker import Broker, publish_envelope
 from paysync.db import translated_errors
 from paysync.errors import (
     BrokerUnavailable,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import asyncpg
 
-from paysync.amqp import Broker
+from paysync.broker import Broker
 from paysync.db import load_queries, translated_errors
 from paysync.metrics import Metrics
 from paysync.settings import Settings

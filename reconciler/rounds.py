@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from paysync.amqp import Broker
+from paysync.broker import Broker
 from paysync.db import load_queries, translated_errors
 from paysync.errors import DatabaseUnavailable
 from paysync.logging import get_logger
@@ -48,7 +48,8 @@ class Rounds:
 
     async def run(self) -> None:
         config = self._settings.reconciler
-        await self._broker.wait_connected()
+        if not await self._broker.wait_up(self._stop):
+            return
         async with aiohttp.ClientSession() as session:
             checker = Checker(
                 self._settings,

@@ -54,6 +54,7 @@ async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture
 async def names() -> AsyncIterator[BrokerNames]:
     broker_names = BrokerNames(prefix=f"t{uuid.uuid4().hex[:10]}.")
+    await broker_names.declare()
     yield broker_names
     await broker_names.cleanup()
 

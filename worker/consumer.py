@@ -20,9 +20,10 @@ from typing import TypeVar
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from paysync.amqp import PUBLISH_ERRORS, Broker
+from paysync.amqp import PUBLISH_ERRORS
+from paysync.broker import Broker
 from paysync.errors import (
     BrokerUnavailable,
     DatabaseUnavailable,
@@ -52,6 +53,50 @@ class _Stopping(Exception):
     """Shutdown began while a message waited for the database."""
 
 
+class _Subscription:
+    """One consumer on ``paysync.inbound``, on a channel of its own."""
+
+    def __init__(self, channel: AbstractChannel, queue: AbstractQueue) -> None:
+        self.channel = channel
+        self.queue = queue
+        self.tag = ""
+        self._cancelled = asyncio.Event()
+
+    async def start(self, callback: Callable[[AbstractIncomingMessage], Awaitable[None]]) -> None:
+        underlay = await self.channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_cancel)
+        self.tag = await self.queue.consume(callback)
+
+    def _on_cancel(self, frame: object) -> None:
+        if getattr(frame, "consumer_tag", None) == self.tag:
+            self._cancelled.set()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.tag) and not self.channel.is_closed and not self._cancelled.is_set()
+
+    async def until_lost(self, stop: asyncio.Event) -> str | None:
+        """Wait for ``stop`` (None) or for the consumer to be lost (why)."""
+        waits = {
+            asyncio.ensure_future(stop.wait()): None,
+            asyncio.ensure_future(self.channel.closed()): "channel_closed",
+            asyncio.ensure_future(self._cancelled.wait()): "cancelled_by_broker",
+        }
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if stop.is_set():
+            return None
+        return next(reason for task, reason in waits.items() if task in done)
+
+    async def close(self) -> None:
+        with contextlib.suppress(*PUBLISH_ERRORS):
+            if not self.channel.is_closed:
+                await self.channel.close()
+
+
 class Consumer:
     def __init__(
         self,
@@ -75,22 +120,64 @@ class Consumer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._last_arrival = 0.0
+        self._session: _Subscription | None = None
 
     async def run(self) -> None:
-        """Consume until ``stop`` is set, then let in-flight messages finish."""
-        await self._broker.wait_connected()
-        channel = await self._broker.connection.channel()
-        await channel.set_qos(prefetch_count=self._settings.prefetch)
-        queue = await channel.get_queue(self._broker.topology.inbound_queue, ensure=False)
-        tag = await queue.consume(self._on_message)
-        log.info("consumer_started", queue=queue.name, prefetch=self._settings.prefetch)
-        await self._stop.wait()
-        with contextlib.suppress(*PUBLISH_ERRORS):
-            await queue.cancel(tag)
-        await self._drain()
-        with contextlib.suppress(*PUBLISH_ERRORS):
-            await channel.close()
+        """Consume until ``stop`` is set, then let in-flight messages finish. Whenever the
+        channel, the consumer or the whole broker link is lost, consume again on the next
+        link: the broker redelivers what the lost channel held unacked."""
+        failures = 0
+        while not self._stop.is_set():
+            if not await self._broker.wait_up(self._stop):
+                break
+            try:
+                session = await self._subscribe()
+            except PUBLISH_ERRORS as exc:
+                failures += 1
+                log.warning("consumer_start_failed", error=type(exc).__name__, attempt=failures)
+                await self._pause(self._backoff.delay(failures))
+                continue
+            failures = 0
+            self._session = session
+            lost = await session.until_lost(self._stop)
+            self._session = None
+            if lost is None:
+                await self._finish(session)
+                break
+            log.warning("consumer_lost", reason=lost)
+            await session.close()
         log.info("consumer_stopped")
+
+    @property
+    def ready(self) -> bool:
+        """True while a consumer is registered on ``paysync.inbound`` on an open channel."""
+        session = self._session
+        return session is not None and session.active
+
+    async def _subscribe(self) -> _Subscription:
+        channel = await self._broker.connection.channel()
+        try:
+            await channel.set_qos(prefetch_count=self._settings.prefetch)
+            queue = await channel.declare_queue(self._broker.topology.inbound_queue, passive=True)
+            subscription = _Subscription(channel, queue)
+            await subscription.start(self._on_message)
+        except BaseException:
+            with contextlib.suppress(*PUBLISH_ERRORS):
+                await channel.close()
+            raise
+        log.info("consumer_started", queue=queue.name, prefetch=self._settings.prefetch)
+        return subscription
+
+    async def _finish(self, session: _Subscription) -> None:
+        """A clean stop: cancel the consumer, apply and ack what was delivered, close."""
+        with contextlib.suppress(*PUBLISH_ERRORS):
+            await session.queue.cancel(session.tag)
+        await self._drain()
+        await session.close()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _drain(self) -> None:
         """Finish every delivery we hold. Deliveries the broker sent before it confirmed the
@@ -199,8 +286,7 @@ class Consumer:
                     raise _Stopping from exc
                 delay = self._backoff.delay(attempt)
                 log.warning("apply_retried", error=str(exc), attempt=attempt, delay=delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                await self._pause(delay)
 
     def _count(self, provider: str, outcome: Outcome) -> None:
         self._metrics.observations.labels(provider, outcome.outcome).inc()

@@ -36,7 +36,8 @@ from aio_pika.abc import AbstractIncomingMessage, HeadersType
 from rich.console import Console
 from rich.table import Table
 
-from paysync.amqp import INBOUND_ROUTING_KEY, PUBLISH_ERRORS, Broker
+from paysync.amqp import INBOUND_ROUTING_KEY, PUBLISH_ERRORS
+from paysync.broker import Broker
 from paysync.errors import BrokerUnavailable
 from paysync.logging import get_logger
 from schemas.envelope import H_ACCOUNT, H_KIND, H_PROVIDER

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import aio_pika
 import asyncpg
 
-from paysync.amqp import Broker
+from paysync.broker import Broker
 from paysync.db import load_queries, translated_errors
-from paysync.errors import Transient
+from paysync.errors import BrokerUnavailable, Transient
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.retry import Backoff
@@ -53,23 +53,32 @@ class Relay:
         self._stop = stop
         self._q = queries or load_queries(QUERIES_PATH)
         self._wake = asyncio.Event()
+        self._publish_failing = False
         self._backoff = Backoff(
             initial=settings.retry_initial_seconds, maximum=settings.retry_max_seconds
         )
 
     async def run(self) -> None:
         """Relay until ``stop``; the batch in hand is finished before returning."""
-        await self._broker.wait_connected()
         listener: Conn | None = None
         failures = 0
         log.info("relay_started")
         while not self._stop.is_set():
+            if not await self._broker.wait_up(self._stop):
+                break
             listener = await self._ensure_listener(listener)
             # Cleared before reading, so a NOTIFY that lands mid-batch wakes the next round.
             self._wake.clear()
             try:
                 published = await self.relay_once()
                 failures = 0
+                self._publish_failing = False
+            except BrokerUnavailable as exc:
+                failures += 1
+                self._publish_failing = True
+                log.warning("relay_retried", error=str(exc), attempt=failures)
+                await self._pause(self._backoff.delay(failures))
+                continue
             except Transient as exc:
                 failures += 1
                 log.warning("relay_retried", error=str(exc), attempt=failures)
@@ -82,6 +91,12 @@ class Relay:
         if listener is not None:
             await self._release(listener)
         log.info("relay_stopped")
+
+    @property
+    def ready(self) -> bool:
+        """True while events can be published: a broker link, and no failed publish since
+        the last confirmed batch."""
+        return self._broker.ready and not self._publish_failing
 
     async def relay_once(self) -> int:
         """Publish one batch; return how many rows were published."""

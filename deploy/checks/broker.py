@@ -1,6 +1,7 @@
 """deploy/rabbitmq/definitions.json against paysync's own topology (paysync.amqp.Topology):
-the names, what each role's user must be allowed (every role declares the whole topology
-at start-up, then publishes or consumes) and what it must not, and the policies. The same
+the names, what each role's user must be allowed (only `paysync migrate` declares; the
+roles check the topology passively, then publish or consume) and what it must not, and the
+policies. The same
 expectations were checked against a live broker with deploy/rabbitmq/check_permissions.py.
 """
 
@@ -22,40 +23,50 @@ Access = dict[str, tuple[set[str], set[str]]]  # kind -> (must match, must not m
 
 
 def expectations(t: Topology) -> dict[str, Access]:
-    """Per user and permission kind: the resource names it needs, and some it must lack."""
-    declared = {t.inbound_exchange, t.dead_exchange, t.events_exchange, t.dead_queue}
+    """Per user and permission kind: the resource names it needs, and some it must lack.
+
+    Only ``paysync migrate`` declares; the roles check the topology passively (which needs
+    no permission), then publish or consume, so each role holds only that."""
+    everything = {
+        t.inbound_exchange,
+        t.inbound_queue,
+        t.dead_exchange,
+        t.dead_queue,
+        t.events_exchange,
+    }
+    amq = "amq.gen-" + "A" * 22  # the server-named queue of `paysync events watch`
     # queue.declare with x-dead-letter-exchange: read on the queue, write on the DLX;
     # queue.bind: write on the queue, read on the exchange.
-    base_write = {t.inbound_exchange, t.dead_exchange, t.dead_queue}
-    base_read = {t.inbound_queue, t.dead_exchange}
+    migrate_write = {t.inbound_queue, t.dead_exchange, t.dead_queue}
+    migrate_read = {t.inbound_exchange, t.inbound_queue, t.dead_exchange}
     nothing: set[str] = set()
     return {
         "paysync-migrate": {
-            "configure": (declared, nothing),
-            "write": (base_write, {t.events_exchange}),
-            "read": (base_read, {t.dead_queue}),
+            "configure": (everything, nothing),
+            "write": (migrate_write, {t.events_exchange}),
+            "read": (migrate_read, {t.dead_queue}),
         },
         "paysync-ingest": {
-            "configure": (declared, {"anything.else"}),
-            "write": (base_write, {t.events_exchange}),
-            "read": (base_read, {t.dead_queue, t.events_exchange}),
+            "configure": (nothing, everything),
+            "write": ({t.inbound_exchange}, everything - {t.inbound_exchange}),
+            "read": (nothing, everything),
         },
         "paysync-worker": {
-            "configure": (declared, {"anything.else"}),
-            "write": (base_write | {t.events_exchange}, nothing),
-            "read": (base_read, {t.dead_queue}),
+            "configure": (nothing, everything),
+            "write": ({t.dead_exchange, t.events_exchange}, {t.inbound_exchange}),
+            "read": ({t.inbound_queue}, {t.dead_queue, t.events_exchange}),
         },
         "paysync-reconciler": {
-            "configure": (declared, {"anything.else"}),
-            "write": (base_write, {t.events_exchange}),
-            "read": (base_read, {t.dead_queue, t.events_exchange}),
+            "configure": (nothing, everything),
+            "write": ({t.inbound_exchange}, everything - {t.inbound_exchange}),
+            "read": (nothing, everything),
         },
         "paysync-operator": {
-            "configure": (declared | {"amq_" + "0" * 32}, {"anything.else"}),
-            "write": (base_write, {t.events_exchange}),
-            "read": (base_read | {t.dead_queue, t.events_exchange}, nothing),
+            "configure": ({amq}, everything),
+            "write": ({t.inbound_exchange, amq}, {t.events_exchange, t.dead_exchange}),
+            "read": ({t.dead_queue, t.events_exchange, amq}, {t.inbound_queue}),
         },
-        "paysync-keda": {kind: (nothing, declared | {t.inbound_queue}) for kind in KINDS},
+        "paysync-keda": {kind: (nothing, everything) for kind in KINDS},
     }
 
 

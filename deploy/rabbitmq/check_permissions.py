@@ -1,8 +1,9 @@
 """Prove the permissions of deploy/rabbitmq/definitions.json against a real RabbitMQ.
 
-Each role's user must be able to do what the role does (every role declares the whole
-topology with ``paysync.amqp.declare`` at start-up, then publishes or consumes) and must be
-refused what it has no business doing. The check runs in a throwaway virtual host with
+Each role's user must be able to do what the role does (``paysync migrate`` declares the
+topology with ``paysync.amqp.declare``; every other role checks it passively with
+``paysync.amqp.check``, then publishes or consumes) and must be refused what it has no
+business doing. The check runs in a throwaway virtual host with
 throwaway users carrying the file's permission patterns, and removes both afterwards::
 
     sudo .venv/bin/python deploy/rabbitmq/check_permissions.py [--amqp-host 127.0.0.1]
@@ -25,15 +26,15 @@ from pathlib import Path
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from paysync.amqp import INBOUND_ROUTING_KEY, Topology, declare
+from paysync.amqp import INBOUND_ROUTING_KEY, Topology, check, declare
 
 DEFINITIONS = Path(__file__).with_name("definitions.json")
 TOPOLOGY = Topology()
-Step = Callable[[AbstractChannel], Awaitable[object]]
+Step = Callable[[AbstractConnection], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -48,32 +49,57 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)  # noqa: S603, S607
 
 
-async def publish(channel: AbstractChannel, exchange: str, routing_key: str) -> None:
-    x = await channel.get_exchange(exchange, ensure=False)
-    await x.publish(aio_pika.Message(b"{}"), routing_key=routing_key)
+async def on_channel(
+    connection: AbstractConnection, step: Callable[[AbstractChannel], Awaitable[object]]
+) -> None:
+    channel = await connection.channel(publisher_confirms=True)
+    try:
+        await step(channel)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
 
 
-async def consume_once(channel: AbstractChannel, queue: str) -> None:
-    q = await channel.get_queue(queue, ensure=False)
-    tag = await q.consume(lambda message: message.nack(requeue=True))
-    await q.cancel(tag)
+def publish(exchange: str, routing_key: str) -> Step:
+    async def step(channel: AbstractChannel) -> None:
+        x = await channel.get_exchange(exchange, ensure=False)
+        await x.publish(aio_pika.Message(b"{}"), routing_key=routing_key)
+
+    return lambda connection: on_channel(connection, step)
 
 
-async def declare_topology(channel: AbstractChannel) -> None:
-    await declare(channel, TOPOLOGY)
+def consume_once(queue: str) -> Step:
+    async def step(channel: AbstractChannel) -> None:
+        q = await channel.get_queue(queue, ensure=False)
+        tag = await q.consume(lambda message: message.nack(requeue=True))
+        await q.cancel(tag)
+
+    return lambda connection: on_channel(connection, step)
 
 
-async def watch_events(channel: AbstractChannel) -> None:
+async def declare_topology(connection: AbstractConnection) -> None:
+    await declare(connection, TOPOLOGY)
+
+
+async def check_topology(connection: AbstractConnection) -> None:
+    await check(connection, TOPOLOGY)
+
+
+async def watch_events(connection: AbstractConnection) -> None:
     """What ``paysync events watch`` does: a server-named queue bound to the events."""
-    x = await channel.declare_exchange(
-        TOPOLOGY.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    q = await channel.declare_queue(exclusive=True, auto_delete=True)
-    await q.bind(x, routing_key="payment.#")
+
+    async def step(channel: AbstractChannel) -> None:
+        q = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await q.bind(TOPOLOGY.events_exchange, routing_key="payment.#")
+
+    await on_channel(connection, step)
 
 
-async def passive_inbound(channel: AbstractChannel) -> None:
-    await channel.declare_queue(TOPOLOGY.inbound_queue, passive=True)
+async def passive_inbound(connection: AbstractConnection) -> None:
+    async def step(channel: AbstractChannel) -> None:
+        await channel.declare_queue(TOPOLOGY.inbound_queue, passive=True)
+
+    await on_channel(connection, step)
 
 
 def cases() -> list[Case]:
@@ -83,34 +109,35 @@ def cases() -> list[Case]:
         TOPOLOGY.dead_exchange,
     )
 
-    def pub(exchange: str, key: str) -> Step:
-        return lambda ch: publish(ch, exchange, key)
-
-    def sub(queue: str) -> Step:
-        return lambda ch: consume_once(ch, queue)
-
+    pub, sub = publish, consume_once
     out = [
         Case("paysync-migrate", "declare the topology", declare_topology, True),
         Case("paysync-migrate", "publish an event", pub(events, "payment.paid"), False),
     ]
     for role in ("paysync-ingest", "paysync-reconciler"):
         out += [
-            Case(role, "declare the topology", declare_topology, True),
+            Case(role, "check the topology (passive)", check_topology, True),
+            Case(role, "declare the topology", declare_topology, False),
             Case(role, "publish to paysync.inbound", pub(inbound, INBOUND_ROUTING_KEY), True),
             Case(role, "publish an event", pub(events, "payment.paid"), False),
+            Case(role, "consume paysync.inbound", sub(TOPOLOGY.inbound_queue), False),
             Case(role, "consume paysync.dead", sub(TOPOLOGY.dead_queue), False),
         ]
     out += [
-        Case("paysync-worker", "declare the topology", declare_topology, True),
+        Case("paysync-worker", "check the topology (passive)", check_topology, True),
+        Case("paysync-worker", "declare the topology", declare_topology, False),
         Case("paysync-worker", "consume paysync.inbound", sub(TOPOLOGY.inbound_queue), True),
         Case("paysync-worker", "publish an event", pub(events, "payment.paid"), True),
         Case("paysync-worker", "publish an event off payment.*", pub(events, "x.y"), False),
         Case("paysync-worker", "dead-letter to paysync.dlx", pub(dlx, ""), True),
+        Case("paysync-worker", "publish to paysync.inbound", pub(inbound, "inbound"), False),
         Case("paysync-worker", "consume paysync.dead", sub(TOPOLOGY.dead_queue), False),
-        Case("paysync-operator", "declare the topology", declare_topology, True),
+        Case("paysync-operator", "check the topology (passive)", check_topology, True),
+        Case("paysync-operator", "declare the topology", declare_topology, False),
         Case("paysync-operator", "watch events", watch_events, True),
         Case("paysync-operator", "consume paysync.dead", sub(TOPOLOGY.dead_queue), True),
         Case("paysync-operator", "replay onto paysync.inbound", pub(inbound, "inbound"), True),
+        Case("paysync-operator", "consume paysync.inbound", sub(TOPOLOGY.inbound_queue), False),
         Case("paysync-keda", "inspect paysync.inbound", passive_inbound, True),
         Case("paysync-keda", "consume paysync.inbound", sub(TOPOLOGY.inbound_queue), False),
         Case("paysync-keda", "publish to paysync.inbound", pub(inbound, "inbound"), False),
@@ -118,16 +145,12 @@ def cases() -> list[Case]:
     return out
 
 
-async def attempt(connection: AbstractRobustConnection, case: Case) -> str | None:
+async def attempt(connection: AbstractConnection, case: Case) -> str | None:
     """None when the broker allowed the step (publishes wait for the confirm), else why not."""
-    channel = await connection.channel(publisher_confirms=True)
     try:
-        await asyncio.wait_for(case.step(channel), timeout=10)
+        await asyncio.wait_for(case.step(connection), timeout=10)
     except aiormq.exceptions.ChannelAccessRefused as exc:
         return str(exc)
-    finally:
-        if not channel.is_closed:
-            await channel.close()
     return None
 
 
@@ -135,7 +158,7 @@ async def run(host: str, vhost: str, passwords: dict[str, str], suffix: str) -> 
     failures = 0
     for case in cases():
         url = f"amqp://{case.user}-{suffix}:{passwords[case.user]}@{host}:5672/{vhost}"
-        connection = await aio_pika.connect_robust(url)
+        connection = await aio_pika.connect(url)
         async with connection:
             refusal = await attempt(connection, case)
         ok = (refusal is None) == case.allowed

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 import asyncpg
 import jsonschema
@@ -18,11 +18,11 @@ import pytest
 
 from simulator.ccpayment import lifecycle
 from tests.support.amqp import depth, take
-from tests.support.config import ACCOUNT, APP_ID, RunConfig
+from tests.support.config import ACCOUNT, APP_ID, RunConfig, write_config
 from tests.support.db import one
 from tests.support.metrics import sample
 from tests.support.process import running, start
-from tests.support.services import AMQP_URL, BrokerNames
+from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -196,22 +196,17 @@ async def test_ingest_and_worker_run_as_separate_processes(
     )
 
 
-async def test_a_refused_topology_stops_the_process_with_a_clear_error(
-    config: RunConfig, names: BrokerNames
+async def test_a_role_whose_topology_is_missing_stops_saying_to_migrate(
+    tmp_path: Path, db_url: str
 ) -> None:
-    # Someone declared the inbound queue with another delivery limit than configured.
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        await channel.declare_queue(
-            names.topology.inbound_queue,
-            durable=True,
-            arguments={**names.topology.inbound_arguments(), "x-delivery-limit": 99},
-        )
+    # A prefix nothing declared: the roles only check the topology, `paysync migrate`
+    # declares it.
+    config = write_config(tmp_path, database_url=db_url, prefix=f"t{uuid.uuid4().hex[:10]}.")
     process = await start(config, "all")
     async with asyncio.timeout(30):
         code = await process.proc.wait()
-    assert code != 0
-    assert "broker_topology_refused" in process.log
-    assert "restore broker.delivery_limit" in process.log
+    assert code == 1
+    [line] = [line for line in process.log.splitlines() if line.startswith("paysync:")]
+    assert "paysync.inbound" in line
+    assert "run `paysync migrate`" in line
     assert "Traceback" not in process.log

@@ -34,6 +34,8 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.e2e
 
 CALLBACKS = int(os.environ.get("FAULT_DRILL_CALLBACKS", "700"))
+# Within this after each fault, everything accepted is applied and the queue is empty.
+RECOVERY_SECONDS = 60.0
 
 
 def _json_lines(text: str) -> list[dict[str, object]]:
@@ -59,18 +61,23 @@ async def test_fault_drill_loses_nothing(
         events = await names.bind_events_queue()
         drill = Drill(config, names, db, db_url.rsplit("/", 1)[1], rate=max(100, CALLBACKS / 25))
         async with running(config, "ingest") as ingest:
+            drill.ingest = ingest
             await register(config, made)
             await drill.start_worker(1)
-            n = len(sent)
             faults = {
-                n * 15 // 100: drill.close_broker_connections,
-                n * 35 // 100: drill.terminate_database_backends,
-                n * 50 // 100: drill.inject_poison,
-                n * 60 // 100: drill.kill_worker,
-                n * 80 // 100: drill.stall_relay,
+                "broker connections closed": drill.close_broker_connections,
+                "database backends terminated": drill.terminate_database_backends,
+                "poison messages": drill.inject_poison,
+                "relay stalled": drill.stall_relay,
+                "worker killed": drill.kill_worker,
             }
-            await drill.deliver(sent, faults)
-            await drill.wait_applied(timeout=120)
+            # One fault at a time, in the middle of its own stretch of callbacks; then
+            # everything accepted so far must be applied and the queue empty again.
+            stretch = len(sent) // len(faults) + 1
+            for i, (name, fault) in enumerate(faults.items()):
+                part = sent[i * stretch : (i + 1) * stretch]
+                await drill.deliver(part, {len(part) // 2: fault})
+                await drill.wait_recovered(name, timeout=RECOVERY_SECONDS)
             jobs = await asyncio.gather(*(reconcile(config, "--provider", p) for p in PROVIDERS))
             assert all(code == 0 for code, _ in jobs), [r["counts"] for _, r in jobs]
 

@@ -18,7 +18,7 @@ import asyncpg
 import orjson
 import pytest
 
-from paysync.amqp import Broker
+from paysync.broker import Broker
 from paysync.db import create_pool
 from providers import MAPPINGS
 from schemas.envelope import Envelope, EnvelopeKind

@@ -15,10 +15,11 @@ import asyncpg
 import orjson
 import pytest
 
-from paysync.amqp import INBOUND_ROUTING_KEY, Broker
+from paysync.amqp import INBOUND_ROUTING_KEY
+from paysync.broker import Broker
 from paysync.db import create_pool
 from paysync.metrics import Metrics
-from paysync.runner import topology_of
+from paysync.runner import broker_of
 from paysync.settings import Settings
 from providers import MAPPINGS, REGISTRY
 from providers.base import ProviderAdapter
@@ -43,7 +44,7 @@ UNKNOWN = "UnknownAccount: unknown provider account ccpayment/shop"
 
 @pytest.fixture
 async def broker(config: RunConfig) -> AsyncIterator[Broker]:
-    link = Broker(config.settings.amqp_url, topology_of(config.settings), reconnect_seconds=0.2)
+    link = broker_of(config.settings, "test")
     link.start()
     await link.wait_connected(10)
     yield link
@@ -283,7 +284,7 @@ async def consuming(
 ) -> AsyncIterator[Broker]:
     """One consumer in this event loop, knowing the providers of ``registry``."""
     stop = asyncio.Event()
-    link = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
+    link = broker_of(settings, "test")
     link.start()
     await link.wait_connected(10)
     consumer = Consumer(link, store, registry, settings.worker, Metrics(), stop)

@@ -29,12 +29,11 @@ from multidict import CIMultiDictProxy
 
 from ingest.app import build_app
 from paysync import commands
-from paysync.amqp import Broker
 from paysync.db import create_pool
 from paysync.errors import ConfigError
 from paysync.logging import configure_logging
 from paysync.metrics import Metrics
-from paysync.runner import topology_of
+from paysync.runner import broker_of
 from paysync.settings import Settings, load_settings
 from providers import MAPPINGS, REGISTRY, account_models
 from schemas.envelope import Envelope, EnvelopeKind
@@ -108,7 +107,7 @@ async def pay_in_two_parts(pool: asyncpg.Pool, ref: str = REF) -> list[Envelope]
 @asynccontextmanager
 async def serving(settings: Settings, pool: asyncpg.Pool | None) -> AsyncIterator[str]:
     """ingest (with /v1 when given a pool) in this event loop; yields its base URL."""
-    broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
+    broker = broker_of(settings, "test")
     broker.start()
     await broker.wait_connected(10)
     app = build_app(settings, broker, REGISTRY, Metrics(), pool=pool)

@@ -14,10 +14,11 @@ import asyncpg
 import orjson
 import pytest
 
-from paysync.amqp import INBOUND_ROUTING_KEY, Broker
+from paysync.amqp import INBOUND_ROUTING_KEY
+from paysync.broker import Broker
 from paysync.db import create_pool
 from paysync.metrics import Metrics
-from paysync.runner import topology_of
+from paysync.runner import broker_of
 from paysync.settings import Settings
 from providers import MAPPINGS, REGISTRY
 from schemas.envelope import Envelope, EnvelopeKind
@@ -115,7 +116,7 @@ async def worker(
 ) -> AsyncIterator[Broker]:
     """``consumers`` consumers (each its own channel) and one relay, in this event loop."""
     stop = asyncio.Event()
-    broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
+    broker = broker_of(settings, "test")
     broker.start()
     await broker.wait_connected(10)
     metrics = Metrics()

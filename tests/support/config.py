@@ -97,9 +97,11 @@ def write_config(
     secret: str | None = None,
     status_url: str | None = None,
     status_rate: float = 20.0,
+    heartbeat_seconds: int = 5,
 ) -> RunConfig:
     """``status_url``: the simulated status APIs (simulator/status.py) every account asks."""
     port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "paysync.toml"
     path.write_text(
         f"""
@@ -110,7 +112,9 @@ log_level = "info"
 [broker]
 name_prefix = "{prefix}"
 delivery_limit = 3
-reconnect_seconds = 0.5
+reconnect_seconds = 0.2
+reconnect_max_seconds = 1.0
+heartbeat_seconds = {heartbeat_seconds}
 
 [ingest]
 host = "127.0.0.1"

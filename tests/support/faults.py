@@ -1,12 +1,15 @@
 """The fault drill: paysync's ingest and worker as real processes against real RabbitMQ and
 Postgres, callbacks of all four providers at a steady rate, and faults in the middle.
 
-Faults, each at its point of the run, each restored by the drill itself:
-- every RabbitMQ connection force-closed (``rabbitmqctl close_all_connections``);
+Faults, one at a time, each in the middle of its own stretch of callbacks; after each, the
+drill waits until every accepted callback is applied and ``paysync.inbound`` is empty again,
+on the same processes (only the fault that kills the worker starts a new one):
+- the RabbitMQ connections of paysync's own processes force-closed (found by their
+  connection names; nobody else's);
 - every Postgres backend of the test database terminated (``pg_terminate_backend``);
-- the worker SIGKILLed in the middle of its work, then started again;
+- poison messages published straight onto ``paysync.inbound``;
 - the outbox relay stalled (the drill holds the relay's advisory lock for a while);
-- poison messages published straight onto ``paysync.inbound``.
+- the worker SIGKILLed in the middle of its work, then started again.
 
 The driver retries a refused callback the way a provider does (``503`` → again later), so
 every callback is eventually answered ``2xx``. Afterwards one reconcile run per provider,
@@ -36,6 +39,8 @@ from schemas.envelope import Envelope, EnvelopeKind
 from simulator import SIMULATORS
 from simulator.base import Request
 from simulator.sender import send_request
+from tests.support import rabbitctl
+from tests.support.amqp import depth
 from tests.support.config import ACCOUNT, RunConfig
 from tests.support.process import Process, start
 from tests.support.services import AMQP_URL, BrokerNames
@@ -54,6 +59,7 @@ class Report:
     refused_then_retried: int = 0
     faults: list[str] = field(default_factory=list)
     poison: list[str] = field(default_factory=list)
+    recovery: dict[str, float] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:
@@ -63,7 +69,10 @@ class Report:
         return (
             f"fault drill: {self.callbacks} callbacks, {self.accepted} accepted, "
             f"{self.applied} applied, {self.lost} lost "
-            f"({self.refused_then_retried} refusals retried; faults: {', '.join(self.faults)})"
+            f"({self.refused_then_retried} refusals retried; faults: {', '.join(self.faults)}; "
+            "recovered in "
+            + ", ".join(f"{name} {s:.1f} s" for name, s in self.recovery.items())
+            + ")"
         )
 
 
@@ -85,6 +94,8 @@ class Drill:
         self.report = Report()
         self.accepted_bodies: set[bytes] = set()
         self.worker: Process | None = None
+        self.ingest: Process | None = None
+        self.fault_started = 0.0
 
     # --- processes -----------------------------------------------------------------------
 
@@ -100,13 +111,14 @@ class Drill:
     ) -> None:
         """Send at a steady rate; at request index ``i`` in ``faults``, inject that fault.
         A refused callback is sent again until it is answered 2xx, as providers do."""
-        self.report.callbacks = len(requests)
+        self.report.callbacks += len(requests)
         interval = 1.0 / self.rate
         pending: set[asyncio.Task[None]] = set()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             started = time.monotonic()
             for i, (provider, request) in enumerate(requests):
                 if i in faults:
+                    self.fault_started = time.monotonic()
                     pending.add(asyncio.create_task(faults[i]()))
                 delay = started + i * interval - time.monotonic()
                 if delay > 0:
@@ -134,15 +146,20 @@ class Drill:
     # --- faults --------------------------------------------------------------------------
 
     async def close_broker_connections(self) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            "rabbitmqctl",
-            "close_all_connections",
-            "paysync fault drill",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        assert await proc.wait() == 0
-        self.report.faults.append("broker connections closed")
+        pids = [p.proc.pid for p in (self.ingest, self.worker) if p is not None]
+
+        async def one_each() -> list[rabbitctl.ClientConnection] | None:
+            found = [
+                c
+                for c in await rabbitctl.connections()
+                if c.name and any(c.name.endswith(f" pid {pid}") for pid in pids)
+            ]
+            return found if len(found) == len(pids) else None
+
+        ours = await eventually(one_each, what="one broker connection per paysync process")
+        for connection in ours:
+            await rabbitctl.close(connection, "paysync fault drill")
+        self.report.faults.append(f"{len(ours)} broker connections closed")
 
     async def terminate_database_backends(self) -> None:
         killed = await self.db.fetchval(
@@ -210,6 +227,23 @@ class Drill:
             return self.report.applied == self.report.accepted
 
         await eventually(done, timeout=timeout, what="every accepted callback in the inbox")
+
+    async def wait_recovered(self, fault: str, timeout: float) -> float:
+        """After one fault: every accepted callback applied and ``paysync.inbound`` empty,
+        by the processes that were running (none may have died); seconds since the fault."""
+        for process in (self.ingest, self.worker):
+            assert process is not None
+            code = process.proc.returncode
+            assert code is None, f"exited {code} after {fault}:\n{process.log[-4000:]}"
+        await self.wait_applied(timeout)
+
+        async def drained() -> bool:
+            return await depth(self.names.topology.inbound_queue) == 0
+
+        await eventually(drained, timeout=timeout, what=f"the backlog empty after {fault}")
+        took = time.monotonic() - self.fault_started
+        self.report.recovery[fault] = took
+        return took
 
 
 def event_gaps(bodies: list[bytes]) -> dict[str, list[int]]:

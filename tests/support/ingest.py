@@ -10,10 +10,10 @@ import aiohttp
 from aiohttp import web
 
 from ingest.app import build_app
-from paysync.amqp import Broker
+from paysync.broker import Broker
 from paysync.db import create_pool
 from paysync.metrics import Metrics
-from paysync.runner import topology_of
+from paysync.runner import broker_of
 from paysync.settings import Settings
 from providers import REGISTRY
 
@@ -29,7 +29,7 @@ async def serving(
     """ingest in this event loop on a free port; yields its base URL and broker link.
 
     Wired as the runner wires it, with a lazy pool (used only by /v1)."""
-    broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
+    broker = broker_of(settings, "test")
     broker.start()
     pool = await create_pool(settings.database_url, max_size=2)
     runner = web.AppRunner(

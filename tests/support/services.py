@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import asyncpg
 
-from paysync.amqp import Topology
+from paysync.amqp import Topology, declare
 
 PG_ADMIN_URL = os.environ.get(
     "PAYSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -55,6 +55,13 @@ class BrokerNames:
     @property
     def topology(self) -> Topology:
         return Topology(prefix=self.prefix, delivery_limit=3)
+
+    async def declare(self) -> None:
+        """Declare the test's topology, as ``paysync migrate`` does (the roles only check
+        it passively)."""
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            await declare(connection, self.topology)
 
     async def cleanup(self) -> None:
         t = self.topology

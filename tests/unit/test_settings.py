@@ -46,7 +46,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     settings = load(write(tmp_path, ""))
     assert settings == Settings()
     assert settings.database_url == "postgresql://postgres@127.0.0.1:5432/paysync"
-    assert settings.amqp_url == "amqp://guest:guest@127.0.0.1:5672/"
+    assert settings.amqp_url == ["amqp://guest:guest@127.0.0.1:5672/"]
     assert settings.log_level == "info"
     assert settings.ingest.port == 8080
     assert settings.ingest.host == "0.0.0.0"
@@ -323,3 +323,42 @@ def test_unreadable_config_path_is_config_error(tmp_path: Path) -> None:
     # A directory where the file should be: reported, not an OSError traceback.
     error = problems_of(tmp_path)
     assert len(error.problems) == 1
+
+
+NODES = [
+    "amqp://u:pw1@h1:5672/vh?heartbeat=5",
+    "amqp://u:pw1@h2:5673/vh?heartbeat=5",
+    "amqp://u:pw1@h3:5674/vh?heartbeat=5",
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'amqp_url = "amqp://u:pw1@h1:5672,h2:5673,h3:5674/vh?heartbeat=5"',
+        'amqp_url = "amqp://u:pw1@h1:5672/vh?heartbeat=5, amqp://u:pw1@h2:5673/vh?heartbeat=5 '
+        'amqp://u:pw1@h3:5674/vh?heartbeat=5"',
+        "amqp_url = [" + ", ".join(f'"{url}"' for url in NODES) + "]",
+    ],
+)
+def test_several_broker_nodes_in_any_of_the_three_forms(tmp_path: Path, text: str) -> None:
+    assert load(write(tmp_path, text)).amqp_url == NODES
+
+
+def test_several_broker_nodes_from_the_environment(tmp_path: Path) -> None:
+    env = {"PAYSYNC_AMQP_URL": "amqp://u:pw1@h1:5672,h2:5673,h3:5674/vh?heartbeat=5"}
+    assert load(write(tmp_path, ""), env).amqp_url == NODES
+
+
+def test_every_broker_password_is_a_secret_value(tmp_path: Path) -> None:
+    text = 'amqp_url = ["amqp://a:first-pass@h1/", "amqp://b:second-pass@h2/"]'
+    values = load(write(tmp_path, text)).secret_values()
+    assert {"first-pass", "second-pass"} <= set(values)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['amqp_url = "http://h1:5672/"', 'amqp_url = "amqp://u:p@h1:5672,,h2/"', "amqp_url = []"],
+)
+def test_a_bad_broker_address_names_the_key(tmp_path: Path, text: str) -> None:
+    assert keyed(problems_of(write(tmp_path, text)), "amqp_url")
