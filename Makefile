@@ -4,7 +4,7 @@ SHELL := bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint typecheck lint-deploy bench faults services venv events clean
+.PHONY: run test check lint typecheck lint-deploy bench faults faults-cluster services venv events clean
 
 ## run: start Postgres/RabbitMQ if needed, migrate, run all roles + the simulated providers
 run: services venv
@@ -39,6 +39,12 @@ bench: services venv
 ## faults: the long fault drill (6,000 callbacks; `make test` runs a 700-callback one)
 faults: services venv
 	FAULT_DRILL_CALLBACKS=$${FAULT_DRILL_CALLBACKS:-6000} $(BIN)/pytest tests/e2e/test_faults.py -k drill -s -p no:randomly
+
+## faults-cluster: paysync on a 3-node RabbitMQ cluster and a Postgres of its own (ports
+## 35672-35674, 45672-45674, 35432; never the services on 5672/5432): the queue leader, the
+## worker's node and the postmaster killed, ingest's node paused, each mid-stream (~4 min)
+faults-cluster: venv
+	$(BIN)/pytest tests/cluster -m cluster -s -p no:randomly
 
 ## events: print the events paysync publishes (run beside `make run`)
 events: venv

@@ -271,12 +271,14 @@ async def dead_ids(names: BrokerNames) -> list[str]:
     return found
 
 
-async def collect_events(queue_name: str, expected: set[str], timeout: float) -> list[bytes]:
+async def collect_events(
+    queue_name: str, expected: set[str], timeout: float, amqp_url: str = AMQP_URL
+) -> list[bytes]:
     """Bodies from the test's events queue until every expected event_id arrived (duplicates
     included: the relay is at-least-once, and a copy may come before a missing one)."""
     bodies: list[bytes] = []
     seen: set[str] = set()
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(queue_name, ensure=False)

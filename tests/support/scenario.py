@@ -55,10 +55,16 @@ async def status_simulator(
 
 
 def scenario_config(
-    tmp_path: Path, db_url: str, names: BrokerNames, sim_url: str, book: OrderBook
+    tmp_path: Path,
+    db_url: str,
+    names: BrokerNames,
+    sim_url: str,
+    book: OrderBook,
+    **broker: Any,
 ) -> RunConfig:
     """Every account asks the simulated status APIs; the /v1 API is on; the simulator
-    knows the accounts, to check their credentials as the providers would."""
+    knows the accounts, to check their credentials as the providers would. ``broker``:
+    ``amqp_url``, ``heartbeat_seconds`` for ``write_config``."""
     config = with_tokens(
         write_config(
             tmp_path,
@@ -67,6 +73,7 @@ def scenario_config(
             extra=API_TABLE,
             status_url=sim_url,
             status_rate=RATE,
+            **broker,
         )
     )
     # Scheduled rounds: small and frequent, so two replicas share the work in a test.
