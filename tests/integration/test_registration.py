@@ -3,9 +3,7 @@ checked against what paysync holds, published, and written by the worker's store
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,18 +11,13 @@ import asyncpg
 import orjson
 import pytest
 
-from paysync.db import create_pool
-from providers import MAPPINGS
 from schemas.envelope import Envelope
 from schemas.observation import load_observations
 from tests.support.amqp import depth, take
 from tests.support.config import (
     ACCOUNT,
-    API_TABLE,
     TOKEN_ENV,
     RunConfig,
-    with_tokens,
-    write_config,
 )
 from tests.support.db import one
 from tests.support.ingest import serving
@@ -42,20 +35,6 @@ VALID: dict[str, Any] = {
     "expires_at": "2026-11-22T10:00:00Z",
     "metadata": {"cart": "c-9"},
 }
-
-
-@pytest.fixture
-def api_config(tmp_path: Path, db_url: str, names: BrokerNames) -> RunConfig:
-    return with_tokens(
-        write_config(tmp_path, database_url=db_url, prefix=names.prefix, extra=API_TABLE)
-    )
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    pool = await create_pool(db_url, max_size=2)
-    yield Store(pool, MAPPINGS)
-    await pool.close()
 
 
 async def _post(url: str, token: str | None, body: object) -> tuple[int, dict[str, Any]]:
