@@ -122,8 +122,9 @@ class IngestSettings(_Model):
     body_timeout_seconds: float = Field(default=10.0, gt=0)
     confirm_timeout_seconds: float = Field(default=5.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
-    # A signed delivery id (Plural's webhook-id) seen within this window is refused (409).
-    # Longer than any provider's timestamp tolerance, so a replay is stale or refused.
+    # A signed delivery id (Plural's webhook-id) seen within this window is acknowledged
+    # but not published again. Longer than any provider's timestamp tolerance, so a copy
+    # is either stale (401) or recognised.
     replay_window_seconds: float = Field(default=900.0, gt=0)
     replay_cache_size: int = Field(default=100_000, ge=1)
 
