@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest.http import BROKER, POOL, QUERIES, SETTINGS
 from paysync.amqp import publish_envelope
@@ -43,6 +43,25 @@ class Registration(BaseModel):
     currency: str = Field(pattern=r"^[A-Za-z0-9]{2,12}$")
     expires_at: AwareDatetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    # Postgres text and jsonb cannot hold NUL: refused here, not a 500 (or a dead letter).
+    @field_validator("provider", "account", "merchant_ref", "provider_ref", "metadata")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if _has_nul(value):
+            raise ValueError("must not contain a NUL character")
+        return value
+
+
+def _has_nul(value: object) -> bool:
+    """A NUL anywhere in a string, or in a key or value of nested JSON."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _fields(exc: ValidationError) -> dict[str, str]:

@@ -19,13 +19,9 @@ import asyncpg
 import orjson
 import pytest
 
-from providers import REGISTRY
-from schemas.envelope import Envelope, EnvelopeKind
-from schemas.observation import load_observations
 from simulator import SIMULATORS
-from tests.support.amqp import take
 from tests.support.config import ACCOUNT, TOKEN_ENV, RunConfig
-from tests.support.ingest import post, serving
+from tests.support.ingest import apply_published, post, serving
 from tests.support.services import BrokerNames
 from worker.store import Store
 
@@ -77,18 +73,7 @@ async def pay(
             headers = SIMULATORS["ccpayment"].sign_callback(account, body, now=int(time.time()))
             status, answer, _ = await post(f"{url}/webhooks/ccpayment/{ACCOUNT}", body, headers)
             assert (status, answer) == (200, b"success")
-    for message in await take(names.topology.inbound_queue, 1 + len(bodies)):
-        envelope = Envelope.from_amqp(
-            message_id=message.message_id,
-            headers=message.headers,
-            body=message.body,
-            content_type=message.content_type,
-        )
-        if envelope.kind is EnvelopeKind.OBSERVATIONS:
-            observations = load_observations(envelope.body)
-        else:
-            observations = REGISTRY["ccpayment"].parse_callback(envelope)
-        await store.apply(envelope, observations)
+    await apply_published(names.topology.inbound_queue, store, 1 + len(bodies))
 
 
 async def test_an_order_registered_at_its_price_and_paid_in_crypto_ends_paid(

@@ -16,6 +16,10 @@ from paysync.metrics import Metrics
 from paysync.runner import topology_of
 from paysync.settings import Settings
 from providers import REGISTRY
+from schemas.envelope import Envelope, EnvelopeKind
+from schemas.observation import load_observations
+from tests.support.amqp import take
+from worker.store import Store
 
 
 def utc_now() -> datetime:
@@ -55,3 +59,20 @@ async def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float
         session.post(url, data=body, headers=headers) as resp,
     ):
         return resp.status, await resp.read(), resp.headers.get("Content-Type", "")
+
+
+async def apply_published(queue: str, store: Store, count: int = 1) -> None:
+    """Take ``count`` envelopes ingest published to ``queue`` and apply them with the
+    worker's store, parsed as the worker parses them (no consumer runs)."""
+    for message in await take(queue, count):
+        envelope = Envelope.from_amqp(
+            message_id=message.message_id,
+            headers=message.headers,
+            body=message.body,
+            content_type=message.content_type,
+        )
+        if envelope.kind is EnvelopeKind.OBSERVATIONS:
+            observations = load_observations(envelope.body)
+        else:
+            observations = REGISTRY[envelope.provider].parse_callback(envelope)
+        await store.apply(envelope, observations)
