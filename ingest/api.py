@@ -20,7 +20,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS
+from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS, expect_continue
 from ingest.registration import register_payment
 from paysync.amqp import Broker
 from paysync.db import load_queries, translated_errors
@@ -47,7 +47,7 @@ def build_api(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.App
     # Any character but "/" (which arrives as %2F) may be in a merchant ref: the default
     # segment pattern also refuses "{" and "}", which a registration accepts.
     api.router.add_get("/payments/{provider}/{account}/{merchant_ref:[^/]+}", show_payment)
-    api.router.add_post("/payments", register_payment)
+    api.router.add_post("/payments", register_payment, expect_handler=expect_continue)
     return api
 
 

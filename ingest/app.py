@@ -29,6 +29,7 @@ from ingest.http import (
     Rejected,
     SingleValued,
     check_json,
+    expect_continue,
     media_type,
     publish_envelope,
     read_body,
@@ -74,9 +75,13 @@ def build_app(
     app[REPLAYS] = ReplayGuard(
         settings.ingest.replay_window_seconds, settings.ingest.replay_cache_size
     )
-    app.router.add_post("/webhooks/{provider}/{account}", receive_callback)
+    app.router.add_post(
+        "/webhooks/{provider}/{account}", receive_callback, expect_handler=expect_continue
+    )
     app.router.add_route("GET", "/return/{provider}/{account}", receive_return)
-    app.router.add_route("POST", "/return/{provider}/{account}", receive_return)
+    app.router.add_route(
+        "POST", "/return/{provider}/{account}", receive_return, expect_handler=expect_continue
+    )
     add_probe_routes(app, broker, metrics)
     if pool is not None:
         app.add_subapp("/v1", build_api(settings, pool, broker))

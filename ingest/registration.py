@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ingest.http import BROKER, POOL, QUERIES, SETTINGS
+from ingest.http import BROKER, POOL, QUERIES, SETTINGS, Rejected, read_body, reject
 from paysync.amqp import publish_envelope
 from paysync.db import translated_errors
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable
@@ -77,7 +77,11 @@ def _invalid(fields: dict[str, str]) -> web.Response:
 
 async def register_payment(request: web.Request) -> web.Response:
     try:
-        registration = Registration.model_validate(orjson.loads(await request.read()))
+        raw = await read_body(request)
+    except Rejected as exc:
+        return reject(exc.status, exc.reason)
+    try:
+        registration = Registration.model_validate(orjson.loads(raw))
     except orjson.JSONDecodeError:
         return _invalid({"body": "not JSON"})
     except ValidationError as exc:

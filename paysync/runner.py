@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 
 from ingest.app import build_app
+from ingest.server import ingest_runner
 from paysync.amqp import Broker, Topology
 from paysync.db import create_pool
 from paysync.logging import get_logger
@@ -86,12 +87,8 @@ async def run_roles(
             rounds = Rounds(settings, registry, pool, broker, metrics, stop)
             tasks.append(asyncio.create_task(rounds.run(), name="reconciler"))
         if "ingest" in roles:
-            runner = web.AppRunner(
-                build_app(settings, broker, registry, metrics, pool=pool),
-                access_log=None,
-                handle_signals=False,
-                shutdown_timeout=settings.ingest.shutdown_timeout_seconds,
-            )
+            app = build_app(settings, broker, registry, metrics, pool=pool)
+            runner = ingest_runner(app, settings.ingest)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             await web.TCPSite(runner, settings.ingest.host, settings.ingest.port).start()

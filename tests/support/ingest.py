@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from ingest.app import build_app
+from ingest.server import ingest_runner
 from paysync.amqp import Broker
 from paysync.db import create_pool
 from paysync.metrics import Metrics
@@ -36,10 +37,8 @@ async def serving(
     broker = Broker(settings.amqp_url, topology_of(settings), reconnect_seconds=0.2)
     broker.start()
     pool = await create_pool(settings.database_url, max_size=2)
-    runner = web.AppRunner(
-        build_app(settings, broker, REGISTRY, metrics or Metrics(), clock=clock, pool=pool),
-        access_log=None,
-    )
+    app = build_app(settings, broker, REGISTRY, metrics or Metrics(), clock=clock, pool=pool)
+    runner = ingest_runner(app, settings.ingest)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
