@@ -122,6 +122,12 @@ class IngestSettings(_Model):
     body_timeout_seconds: float = Field(default=10.0, gt=0)
     confirm_timeout_seconds: float = Field(default=5.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A new connection must deliver its request head (line and headers) within this, or
+    # it is closed (slowloris); an idle kept-alive one is closed after keepalive_timeout
+    # (keep it above a load balancer's idle timeout); at most max_connections are open.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    keepalive_timeout_seconds: float = Field(default=75.0, gt=0)
+    max_connections: int = Field(default=1024, ge=1)
     # A signed delivery id (Plural's webhook-id) seen within this window is acknowledged
     # but not published again. Longer than any provider's timestamp tolerance, so a copy
     # is either stale (401) or recognised.
