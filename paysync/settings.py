@@ -17,7 +17,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -101,8 +101,20 @@ class StatusApiSettings(_Model):
 class ProviderAccount(_Model):
     """Fields every provider account has; each provider module extends it."""
 
+    # The optional fields the provider's status API cannot do without. The reconciler asks
+    # it about every payment, so they are required when the configuration loads.
+    status_api_fields: ClassVar[tuple[str, ...]] = ()
+
     secrets: list[SecretRef] = Field(min_length=1)
     status_api: StatusApiSettings = StatusApiSettings()
+
+    def status_api_problems(self, provider: str, name: str) -> list[str]:
+        """One ``key: message`` line per status-API field this account lacks."""
+        return [
+            f"accounts.{provider}.{name}.{field}: required by the status API"
+            for field in self.status_api_fields
+            if getattr(self, field) is None
+        ]
 
     def all_secrets(self) -> list[Secret]:
         """Every secret of the account, in any field (some providers have several kinds)."""
@@ -295,6 +307,7 @@ def _validate_accounts(
             except ValidationError as exc:
                 problems.extend(_describe(exc, ("accounts", provider, name), {}))
                 continue
+            problems.extend(validated.status_api_problems(provider, name))
             result.setdefault(provider, {})[name] = validated
     return result
 

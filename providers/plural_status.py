@@ -57,10 +57,7 @@ class PluralStatusApi:
     def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
         assert isinstance(account, PluralAccount)
         if account.client_id is None or account.client_secret is None:
-            missing = [f for f in ("client_id", "client_secret") if getattr(account, f) is None]
-            raise ConfigError(
-                [f"accounts.{NAME}.{account_name}.{f}: required by the status API" for f in missing]
-            )
+            raise ConfigError(account.status_api_problems(NAME, account_name))
         return PluralStatusClient(
             account_name,
             client_id=account.client_id,
