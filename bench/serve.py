@@ -23,6 +23,7 @@ from bench import baseline
 from bench.config import DEFAULT_AMQP_URL, SECRET_ENV, write_paysync_config
 from bench.lifetime import wait_for_stop
 from ingest.app import build_app
+from ingest.server import ingest_runner
 from paysync.logging import configure_logging
 from paysync.metrics import Metrics
 from paysync.runner import broker_of
@@ -64,9 +65,7 @@ async def serve_paysync(args: argparse.Namespace) -> None:
     broker.start()
     try:
         app = build_app(settings, broker, REGISTRY, Metrics())
-        await serve_until_stopped(
-            app, settings.ingest.port, settings.ingest.shutdown_timeout_seconds
-        )
+        await serve_until_stopped(ingest_runner(app, settings.ingest), settings.ingest.port)
     finally:
         await broker.close()
 
@@ -74,15 +73,18 @@ async def serve_paysync(args: argparse.Namespace) -> None:
 async def serve_baseline(args: argparse.Namespace) -> None:
     connection, exchange = await baseline.connect(args.amqp_url, args.prefix)
     try:
-        await serve_until_stopped(baseline.build_app(exchange), args.port, SHUTDOWN_TIMEOUT_SECONDS)
+        runner = web.AppRunner(
+            baseline.build_app(exchange),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        )
+        await serve_until_stopped(runner, args.port)
     finally:
         await connection.close()
 
 
-async def serve_until_stopped(app: web.Application, port: int, shutdown_timeout: float) -> None:
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
-    )
+async def serve_until_stopped(runner: web.AppRunner, port: int) -> None:
     await runner.setup()
     try:
         await web.TCPSite(runner, HOST, port).start()

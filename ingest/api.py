@@ -20,7 +20,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS
+from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS, expect_continue
 from ingest.registration import register_payment
 from paysync.broker import Broker
 from paysync.db import load_queries, translated_errors
@@ -44,8 +44,10 @@ def build_api(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.App
     api[BROKER] = broker
     api[POOL] = pool
     api[QUERIES] = load_queries(QUERIES_PATH)
-    api.router.add_get("/payments/{provider}/{account}/{merchant_ref}", show_payment)
-    api.router.add_post("/payments", register_payment)
+    # Any character but "/" (which arrives as %2F) may be in a merchant ref: the default
+    # segment pattern also refuses "{" and "}", which a registration accepts.
+    api.router.add_get("/payments/{provider}/{account}/{merchant_ref:[^/]+}", show_payment)
+    api.router.add_post("/payments", register_payment, expect_handler=expect_continue)
     return api
 
 
@@ -62,7 +64,8 @@ def token_problem(authorization: str | None, tokens: Sequence[Secret]) -> str | 
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
         return "missing_token"
-    given = presented.encode("utf-8")
+    # Header bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
+    given = presented.encode("utf-8", "surrogateescape")
     matched = False
     for token in tokens:  # every token, so the time taken does not tell which one matched
         matched |= hmac.compare_digest(given, token.reveal().encode("utf-8"))
@@ -83,6 +86,15 @@ async def show_payment(request: web.Request) -> web.Response:
     provider = request.match_info["provider"]
     account = request.match_info["account"]
     merchant_ref = request.match_info["merchant_ref"]
+    # Postgres text cannot hold NUL: no payment has one, and asking would be a 500.
+    bad = {
+        name: "must not contain a NUL character"
+        for name in ("provider", "account", "merchant_ref")
+        if "\x00" in request.match_info[name]
+    }
+    if bad:
+        log.info("api_request_rejected", reason="invalid_path", fields=sorted(bad))
+        return web.json_response({"error": "invalid_path", "fields": bad}, status=400)
     structlog.contextvars.bind_contextvars(
         provider=provider, account=account, merchant_ref=merchant_ref
     )

@@ -29,6 +29,7 @@ from ingest.http import (
     Rejected,
     SingleValued,
     check_json,
+    expect_continue,
     media_type,
     publish_envelope,
     read_body,
@@ -78,9 +79,13 @@ def build_app(
     app[REPLAYS] = ReplayGuard(
         settings.ingest.replay_window_seconds, settings.ingest.replay_cache_size
     )
-    app.router.add_post("/webhooks/{provider}/{account}", receive_callback)
+    app.router.add_post(
+        "/webhooks/{provider}/{account}", receive_callback, expect_handler=expect_continue
+    )
     app.router.add_route("GET", "/return/{provider}/{account}", receive_return)
-    app.router.add_route("POST", "/return/{provider}/{account}", receive_return)
+    app.router.add_route(
+        "POST", "/return/{provider}/{account}", receive_return, expect_handler=expect_continue
+    )
     health = health or Health()
     health.add_check("ingest", broker.confirms_ready)
     add_probe_routes(app, health, metrics)
@@ -113,12 +118,19 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
     structlog.contextvars.bind_contextvars(provider=provider, account=account_name)
     counted = metrics.callbacks.labels
     received_at = request.app[CLOCK].now()
+    ack = adapter.callback_ack
     try:
         envelope, verified = await _authenticate(request, adapter, account, received_at)
     except Rejected as exc:
         counted(provider, account_name, "rejected", exc.reason).inc()
         log.info("callback_rejected", reason=exc.reason)
         return reject(exc.status, exc.reason)
+    except Duplicate:
+        # The provider's retry of a delivery already on the queue: the ack it asks for
+        # (Plural: 2xx for duplicates), and nothing published again.
+        counted(provider, account_name, "duplicate", "replayed_delivery").inc()
+        log.info("callback_duplicate_acknowledged", reason="replayed_delivery")
+        return web.Response(status=ack.status, body=ack.body, content_type=ack.content_type)
     try:
         with metrics.publish_confirm_seconds.time():
             await publish_envelope(request.app[BROKER], envelope, settings)
@@ -136,8 +148,11 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
         verified_by=verified.secret_ref,
         variant=verified.variant or None,
     )
-    ack = adapter.callback_ack
     return web.Response(status=ack.status, body=ack.body, content_type=ack.content_type)
+
+
+class Duplicate(Exception):
+    """A verified delivery whose signed id this ingest already had confirmed."""
 
 
 async def _authenticate(
@@ -147,7 +162,8 @@ async def _authenticate(
     received_at: datetime,
 ) -> tuple[Envelope, Verified]:
     """Check, in order: media type (415), size (413), the provider's scheme (401), a
-    replayed delivery id (409), a readable body (400). Raise ``Rejected`` on the first miss."""
+    readable body (400). Raise ``Rejected`` on the first miss, ``Duplicate`` for a verified
+    copy of a delivery id already confirmed (answered with the ack, published once)."""
     kind = media_type(request)
     if kind is not None and kind not in adapter.callback_media_types:
         raise Rejected(415, "unsupported_media_type")
@@ -159,7 +175,7 @@ async def _authenticate(
         raise Rejected(401, exc.reason) from None
     key = verified.replay_key
     if key is not None and request.app[REPLAYS].seen(f"{adapter.name}/{_account(request)}/{key}"):
-        raise Rejected(409, "replayed_delivery")
+        raise Duplicate
     check_json(body)
     envelope = Envelope(
         message_id=str(uuid.uuid4()),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 import asyncpg
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from multidict import CIMultiDictProxy
 
 from ingest.replay import ReplayGuard
@@ -44,8 +45,16 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 QUERIES = web.AppKey("queries", Mapping[str, str])
 
 
+# Refusals after which the rest of the body may still be on its way: the connection is
+# closed, never reused with unread bytes on it.
+_CLOSING = frozenset({408, 413})
+
+
 def reject(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
+    response = web.json_response({"error": reason}, status=status)
+    if status in _CLOSING:
+        response.force_close()
+    return response
 
 
 class Rejected(Exception):
@@ -64,19 +73,68 @@ def media_type(request: web.Request) -> str | None:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The whole body, within the size limit and ``ingest.body_timeout_seconds`` (a client
-    trickling its body would otherwise hold a connection and a task for ever)."""
-    timeout = request.config_dict[SETTINGS].ingest.body_timeout_seconds
+    """The whole body, decoded, within the size limit and ``ingest.body_timeout_seconds``
+    (a client trickling its body would otherwise hold a connection and a task for ever).
+    A declared ``Content-Length`` over the limit is refused before anything is read."""
+    settings = request.config_dict[SETTINGS].ingest
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejected(413, "body_too_large")
     try:
-        async with asyncio.timeout(timeout):
-            return await request.read()
+        async with asyncio.timeout(settings.body_timeout_seconds):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise Rejected(413, "body_too_large") from None
     except TimeoutError:
         raise Rejected(408, "body_timeout") from None
     except web.RequestPayloadError:
-        # aiohttp could not decode the body (a broken Content-Encoding or chunked framing).
+        # aiohttp could not read the body (broken chunked framing).
         raise Rejected(400, "unreadable_body") from None
+    return decoded(raw, request.headers.getall("Content-Encoding", []), limit)
+
+
+def decoded(raw: bytes, encodings: list[str], limit: int) -> bytes:
+    """``raw`` decoded from its one ``Content-Encoding`` (gzip or deflate), strictly: the
+    stream must end where the body ends (a gzip trailer included), and decode to at most
+    ``limit`` bytes. The server's own decoding is off (``ingest/server.py``): it would
+    accept a stream without its trailer and pass on a truncated one's prefix."""
+    if not encodings or [e.strip().lower() for e in encodings] == ["identity"]:
+        return raw
+    coding = encodings[0].strip().lower() if len(encodings) == 1 else ""
+    if coding in ("gzip", "x-gzip"):
+        wbits = 16 + zlib.MAX_WBITS
+    elif coding == "deflate":
+        # RFC 9110's deflate is zlib-wrapped; some senders send raw deflate (as aiohttp,
+        # curl and browsers accept): told apart by the zlib header's checksum.
+        wrapped = len(raw) >= 2 and raw[0] & 0x0F == 8 and (raw[0] << 8 | raw[1]) % 31 == 0
+        wbits = zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
+    else:
+        raise Rejected(415, "unsupported_content_encoding")
+    decoder = zlib.decompressobj(wbits)
+    try:
+        body = decoder.decompress(raw, limit + 1)
+    except zlib.error:
+        raise Rejected(400, "unreadable_body") from None
+    if len(body) > limit:
+        raise Rejected(413, "body_too_large")
+    if not decoder.eof or decoder.unused_data:
+        raise Rejected(400, "unreadable_body")
+    return body
+
+
+async def expect_continue(request: web.Request) -> None:
+    """``Expect: 100-continue``: the go-ahead only for a body that may be accepted. A
+    declared length over ``ingest.max_body_bytes`` gets no ``100 Continue``; the handler
+    then refuses it with ``413`` at once, before the client sends anything."""
+    if request.version != HttpVersion11:
+        return
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="Unknown Expect: only 100-continue")
+    limit = request.config_dict[SETTINGS].ingest.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return
+    # What aiohttp's default expect handler sends.
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 class SingleValued(Mapping[str, str]):
@@ -119,6 +177,26 @@ def check_json(body: bytes) -> None:
         raise Rejected(400, "malformed_json") from None
     if not isinstance(doc, dict):
         raise Rejected(400, "not_a_json_object")
+    if _holds_nul(doc):
+        # Postgres can store no NUL (text, jsonb): the worker could never apply it.
+        raise Rejected(400, "nul_character")
+
+
+def _holds_nul(doc: object) -> bool:
+    """A NUL in any key or string of a parsed JSON document (iteratively: documents may
+    nest as deep as the parser allows)."""
+    pending = [doc]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
 
 
 async def publish_envelope(broker: Broker, envelope: Envelope, settings: Settings) -> None:

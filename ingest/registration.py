@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ingest.http import BROKER, POOL, QUERIES, SETTINGS
+from ingest.http import BROKER, POOL, QUERIES, SETTINGS, Rejected, read_body, reject
 from paysync.broker import publish_envelope
 from paysync.db import translated_errors
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable
@@ -44,6 +44,25 @@ class Registration(BaseModel):
     expires_at: AwareDatetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    # Postgres text and jsonb cannot hold NUL: refused here, not a 500 (or a dead letter).
+    @field_validator("provider", "account", "merchant_ref", "provider_ref", "metadata")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if _has_nul(value):
+            raise ValueError("must not contain a NUL character")
+        return value
+
+
+def _has_nul(value: object) -> bool:
+    """A NUL anywhere in a string, or in a key or value of nested JSON."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
 
 def _fields(exc: ValidationError) -> dict[str, str]:
     return {
@@ -58,7 +77,11 @@ def _invalid(fields: dict[str, str]) -> web.Response:
 
 async def register_payment(request: web.Request) -> web.Response:
     try:
-        registration = Registration.model_validate(orjson.loads(await request.read()))
+        raw = await read_body(request)
+    except Rejected as exc:
+        return reject(exc.status, exc.reason)
+    try:
+        registration = Registration.model_validate(orjson.loads(raw))
     except orjson.JSONDecodeError:
         return _invalid({"body": "not JSON"})
     except ValidationError as exc:

@@ -1,9 +1,11 @@
-"""Refuses a second copy of a signed delivery id (Plural's ``webhook-id``) within a window.
+"""Recognises a second copy of a signed delivery id (Plural's ``webhook-id``) within a window.
 
-The window is per process and in memory: it stops a captured request replayed at this
-ingest while its signed timestamp is still fresh. A copy that reaches another replica is
-harmless too: the worker's inbox absorbs it as a duplicate. Ids are remembered only after
-the broker confirmed the first copy, so a provider retrying after our ``503`` is served.
+A copy gets the provider's normal ack and is not published again: Plural retries a
+delivery within seconds and asks for 2xx on duplicates, and a captured request replayed
+at this ingest while its signed timestamp is still fresh gains nothing either. The window
+is per process and in memory; a copy that reaches another replica is harmless too: the
+worker's inbox absorbs it as a duplicate. Ids are remembered only after the broker
+confirmed the first copy, so a provider retrying after our ``503`` is published then.
 """
 
 from __future__ import annotations

@@ -184,7 +184,9 @@ def show_config(settings: Settings) -> int:
             return value.ref
         raise TypeError
 
-    print(orjson.dumps(settings.model_dump(), default=default, option=orjson.OPT_INDENT_2).decode())
+    # serialize_as_any: each account as its provider's model, not only the base fields.
+    dumped = settings.model_dump(serialize_as_any=True)
+    print(orjson.dumps(dumped, default=default, option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
@@ -215,7 +217,17 @@ async def show_payment(
 async def reconcile(
     settings: Settings, registry: Mapping[str, ProviderAdapter], args: argparse.Namespace
 ) -> int:
-    """The operator's job; exit 1 when any check failed."""
+    """The operator's job; exit 1 when any check failed, 2 when the filters name no
+    configured account (a typo would otherwise check nothing and succeed)."""
+    configured = sorted(settings.accounts.get(args.provider, {}))
+    if args.account is not None and args.account not in configured:
+        named = ", ".join(configured) or "none"
+        print(
+            f"paysync: reconcile: no {args.provider} account {args.account!r} is configured"
+            f" (configured: {named})",
+            file=sys.stderr,
+        )
+        return 2
     try:
         since = parse_duration(args.since)
     except ValueError as exc:

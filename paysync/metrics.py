@@ -20,8 +20,8 @@ class Metrics:
         r = self.registry
         self.callbacks = Counter(
             "paysync_callbacks_total",
-            "Callbacks received, by provider, account, outcome (accepted|rejected|unconfirmed)"
-            " and reason code",
+            "Callbacks received, by provider, account, outcome"
+            " (accepted|duplicate|rejected|unconfirmed) and reason code",
             ["provider", "account", "outcome", "reason"],
             registry=r,
         )

@@ -23,6 +23,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 
 from ingest.app import build_app
+from ingest.server import ingest_runner
 from paysync.amqp import Topology
 from paysync.broker import Broker
 from paysync.db import create_pool
@@ -98,16 +99,19 @@ async def run_roles(
         pool = await create_pool(settings.database_url, max_size=settings.database_pool_size)
         stack.push_async_callback(lambda: deadline.bounded(pool.close(), pool.terminate))
         # Ports first: a port in use ends the process before anything else has started.
-        grace = {"shutdown_timeout": settings.ingest.shutdown_timeout_seconds}
         if "ingest" in roles:
             app = build_app(settings, broker, registry, metrics, pool=pool, health=health)
-            site = await _listen(app, settings.ingest.host, settings.ingest.port, "ingest", **grace)
+            ingest = ingest_runner(app, settings.ingest)
+            site = await _listen(ingest, settings.ingest.host, settings.ingest.port, "ingest")
             log.info("ingest_listening", host=settings.ingest.host, port=settings.ingest.port)
         else:
-            app = build_probe_app(health, metrics)
-            site = await _listen(
-                app, settings.metrics.host, settings.metrics.port, "probes", **grace
+            probes = web.AppRunner(
+                build_probe_app(health, metrics),
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=settings.ingest.shutdown_timeout_seconds,
             )
+            site = await _listen(probes, settings.metrics.host, settings.metrics.port, "probes")
             host, port = site.addresses[0][:2]
             log.info("probes_listening", host=host, port=port)
         stack.push_async_callback(lambda: deadline.bounded(site.cleanup()))
@@ -135,12 +139,7 @@ async def run_roles(
     log.info("service_stopped")
 
 
-async def _listen(
-    app: web.Application, host: str, port: int, what: str, *, shutdown_timeout: float
-) -> web.AppRunner:
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
-    )
+async def _listen(runner: web.AppRunner, host: str, port: int, what: str) -> web.AppRunner:
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -139,8 +139,20 @@ class StatusApiSettings(_Model):
 class ProviderAccount(_Model):
     """Fields every provider account has; each provider module extends it."""
 
+    # The optional fields the provider's status API cannot do without. The reconciler asks
+    # it about every payment, so they are required when the configuration loads.
+    status_api_fields: ClassVar[tuple[str, ...]] = ()
+
     secrets: list[SecretRef] = Field(min_length=1)
     status_api: StatusApiSettings = StatusApiSettings()
+
+    def status_api_problems(self, provider: str, name: str) -> list[str]:
+        """One ``key: message`` line per status-API field this account lacks."""
+        return [
+            f"accounts.{provider}.{name}.{field}: required by the status API"
+            for field in self.status_api_fields
+            if getattr(self, field) is None
+        ]
 
     def all_secrets(self) -> list[Secret]:
         """Every secret of the account, in any field (some providers have several kinds)."""
@@ -160,8 +172,15 @@ class IngestSettings(_Model):
     body_timeout_seconds: float = Field(default=10.0, gt=0)
     confirm_timeout_seconds: float = Field(default=5.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
-    # A signed delivery id (Plural's webhook-id) seen within this window is refused (409).
-    # Longer than any provider's timestamp tolerance, so a replay is stale or refused.
+    # A new connection must deliver its request head (line and headers) within this, or
+    # it is closed (slowloris); an idle kept-alive one is closed after keepalive_timeout
+    # (keep it above a load balancer's idle timeout); at most max_connections are open.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    keepalive_timeout_seconds: float = Field(default=75.0, gt=0)
+    max_connections: int = Field(default=1024, ge=1)
+    # A signed delivery id (Plural's webhook-id) seen within this window is acknowledged
+    # but not published again. Longer than any provider's timestamp tolerance, so a copy
+    # is either stale (401) or recognised.
     replay_window_seconds: float = Field(default=900.0, gt=0)
     replay_cache_size: int = Field(default=100_000, ge=1)
 
@@ -333,6 +352,7 @@ def _validate_accounts(
             except ValidationError as exc:
                 problems.extend(_describe(exc, ("accounts", provider, name), {}))
                 continue
+            problems.extend(validated.status_api_problems(provider, name))
             result.setdefault(provider, {})[name] = validated
     return result
 

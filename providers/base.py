@@ -159,8 +159,8 @@ def parse_form(raw: bytes) -> dict[str, str]:
     """Decode a query string or ``application/x-www-form-urlencoded`` body exactly once.
 
     Ingest and the worker both use this, so the parameters verified are the parameters
-    parsed. Blank values are kept (they were signed); a repeated key or bytes that are not
-    UTF-8 raise ``MalformedMessage``.
+    parsed. Blank values are kept (they were signed); a repeated key, bytes that are not
+    UTF-8 or a NUL character (Postgres could never store it) raise ``MalformedMessage``.
     """
     try:
         text = raw.decode("utf-8")
@@ -169,6 +169,8 @@ def parse_form(raw: bytes) -> dict[str, str]:
         raise MalformedMessage(f"parameters are not UTF-8 form data: {exc}") from None
     params: dict[str, str] = {}
     for key, value in pairs:
+        if "\x00" in key or "\x00" in value:
+            raise MalformedMessage(f"parameter {key!r} holds a NUL character")
         if key in params:
             raise MalformedMessage(f"parameter {key!r} is repeated")
         params[key] = value

@@ -7,6 +7,14 @@ Scheme (providers/ccpayment.md): ``Sign`` = lowercase hex SHA-256 of
 transaction (``record_id``); only ``pay_status=success`` credits money. The order status
 is derived from the credits by the fold.
 
+Amounts are tracked in the order's **price**: the merchant registers what it priced (25
+USD), and the callbacks state the same price (``product_price``, ``denominated_currency``)
+beside the crypto due for it (``order_amount``, in ``crypto``). Each credited transfer is
+valued as its share of the crypto due times the price (:func:`price_value`), so a payment
+of exactly the crypto due is exactly the price, as CCPayment itself counts it (a price
+reached by ``paid_amount * token_rate`` would leave 25.012 USDT at 0.9995 short of 25).
+An order without a stated price (or priced in the token it is paid in) stays in the token.
+
 The status API (``POST /ccpayment/v1/bill/info``) is signed like a callback, and its
 ``trade_list`` entries are credits keyed like the webhook's (by ``txid``: see
 :func:`credit_key`), so a transfer seen both ways is counted once. Its client lives in
@@ -18,13 +26,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from pydantic import Field
 
-from paysync.errors import AuthenticationError
+from paysync.errors import AuthenticationError, MalformedMessage
 from paysync.settings import ProviderAccount
 from providers.base import JSON_MEDIA_TYPES, Ack, ReturnUrlScheme, StatusApi, Verified
 from providers.payload import (
@@ -88,35 +98,88 @@ def credit_key(account: str, merchant_ref: str, txid: str, amount: Decimal) -> s
     return f"{NAME}:{account}:{merchant_ref}:credit:{txid}"
 
 
+# A price keeps at least a cent's decimals (CCPayment prices have at most two).
+_PRICE_PLACES = 2
+
+
+def price_value(paid: Decimal, *, price: Decimal, due: Decimal) -> Decimal:
+    """What a transfer of ``paid`` (crypto) is worth in the order's price currency: its
+    share of the crypto ``due``, times ``price``. Computed exactly as a fraction, then
+    rounded half-even to the price's decimals (at least two) — the one rounding money
+    undergoes, since a share of a price rarely has a finite decimal form. One transfer of
+    exactly the due is exactly the price; transfers making up the due round to it too,
+    unless several each land within half a cent of a rounding boundary. At a rate of one
+    (the price and the due are the same figure) the transfer is its own value, unrounded.
+    """
+    if due <= 0:
+        raise MalformedMessage("order_amount must be greater than zero to value a transfer")
+    if price == due:
+        return paid
+    exponent = price.as_tuple().exponent
+    places = max(_PRICE_PLACES, -exponent if isinstance(exponent, int) else 0)
+    share = Fraction(paid) * Fraction(price) / Fraction(due)
+    # round() of a Fraction is exact and half-even; the string form keeps every digit.
+    return Decimal(f"{round(share * 10**places)}E-{places}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Terms:
+    """An order's terms in the currency paysync tracks it in, and how a transfer in the
+    order's crypto converts to it (``price``/``due`` set: by :func:`price_value`)."""
+
+    amount_due: Decimal | None
+    currency: str | None
+    price: Decimal | None = None
+    due: Decimal | None = None
+
+    def value(self, paid: Decimal) -> Decimal:
+        if self.price is None or self.due is None:
+            return paid
+        return price_value(paid, price=self.price, due=self.due)
+
+
+def order_terms(doc: Mapping[str, Any], prefix: str = "") -> Terms:
+    """The terms a callback body or an order-info ``order_detail`` states: the price when
+    it states one in another currency than the token paid, else the crypto due."""
+    price = money(doc, "product_price", f"{prefix}product_price")
+    priced_in = optional_text(doc, "denominated_currency")
+    due = money(doc, "order_amount", f"{prefix}order_amount")
+    crypto = optional_text(doc, "crypto")
+    if price is None or priced_in is None or due is None or priced_in == crypto:
+        return Terms(amount_due=due, currency=crypto)
+    return Terms(amount_due=price, currency=priced_in, price=price, due=due)
+
+
 def credit_observation(
     *,
     source: Source,
     account: str,
     merchant_ref: str,
     txid: str,
-    amount: Decimal,
+    paid: Decimal,
+    terms: Terms,
     observed_at: datetime,
     provider_status: str | None,
     record_id: str | None = None,
     provider_ref: str | None = None,
-    amount_due: Decimal | None = None,
     currency: str | None = None,
 ) -> Observation:
-    """One credited transfer, as the webhook or the status API reports it."""
+    """One credited transfer of ``paid`` (the order's crypto), as the webhook or the status
+    API reports it, valued by ``terms``; ``currency`` when the terms name none."""
     return Observation(
         kind=Kind.CREDIT,
         source=source,
         provider=NAME,
         account=account,
         merchant_ref=merchant_ref,
-        dedup_key=credit_key(account, merchant_ref, txid, amount),
+        dedup_key=credit_key(account, merchant_ref, txid, paid),
         observed_at=observed_at,
         provider_ref=provider_ref,
         provider_status=provider_status,
         record_id=record_id,
-        amount=amount,
-        amount_due=amount_due,
-        currency=currency,
+        amount=terms.value(paid),
+        amount_due=terms.amount_due,
+        currency=terms.currency or currency,
     )
 
 
@@ -166,6 +229,7 @@ class CCPaymentAdapter:
         )
         record_id = required_text(doc, "record_id", "record_id")
         pay_status = required_text(doc, "pay_status", "pay_status")
+        terms = order_terms(doc)
         common: dict[str, Any] = {
             "source": Source.CALLBACK,
             "account": envelope.account,
@@ -174,14 +238,13 @@ class CCPaymentAdapter:
             "observed_at": envelope.received_at,
             "record_id": record_id,
             "provider_status": pay_status,
-            "amount_due": money(doc, "order_amount", "order_amount"),
-            "currency": optional_text(doc, "crypto"),
         }
         if pay_status == "success":
             return [
                 credit_observation(
                     txid=required_text(doc, "txid", "txid"),
-                    amount=required_money(doc, "paid_amount", "paid_amount"),
+                    paid=required_money(doc, "paid_amount", "paid_amount"),
+                    terms=terms,
                     **common,
                 )
             ]
@@ -192,6 +255,8 @@ class CCPaymentAdapter:
                 dedup_key=f"{NAME}:{envelope.account}:tx:{record_id}:{pay_status}",
                 # An unknown transaction status is recorded as-is and changes nothing.
                 status=MAPPING.canonical(pay_status),
+                amount_due=terms.amount_due,
+                currency=terms.currency,
                 **common,
             )
         ]

@@ -29,12 +29,14 @@ from providers.ccpayment import (
     HEADER_SIGN,
     HEADER_TIMESTAMP,
     CCPaymentAccount,
+    Terms,
     credit_observation,
     matching_secret,
+    order_terms,
     required_money,
     sign,
 )
-from providers.payload import load_json_object, money, optional_text, required_text
+from providers.payload import load_json_object, optional_text, required_text
 from schemas.observation import Observation, Source
 
 DEFAULT_BASE_URL = "https://admin.ccpayment.com"
@@ -125,16 +127,16 @@ class CCPaymentStatusClient:
         if not isinstance(trades, list):
             raise MalformedMessage("trade_list is not a list")
         # The order's terms, read (and checked) even when no money has arrived yet.
+        terms = order_terms(detail, "order_detail.")
         order: dict[str, Any] = {
             "source": Source.RECONCILER,
             "account": self._name,
             "merchant_ref": ref.merchant_ref,
             "provider_status": optional_text(detail, "status"),
             "provider_ref": optional_text(detail, "order_id"),
-            "amount_due": money(detail, "order_amount", "order_detail.order_amount"),
         }
         crypto = optional_text(detail, "crypto")
-        observations = [_trade(trade, order, crypto, now) for trade in trades]
+        observations = [_trade(trade, order, terms, crypto, now) for trade in trades]
         return Poll(
             ref=ref, found=True, provider_status=order["provider_status"], observations=observations
         )
@@ -170,13 +172,16 @@ def _items(doc: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
     return items
 
 
-def _trade(trade: object, order: dict[str, Any], crypto: str | None, now: datetime) -> Observation:
-    """One ``trade_list`` entry: a credited transfer, keyed as its webhook is."""
+def _trade(
+    trade: object, order: dict[str, Any], terms: Terms, crypto: str | None, now: datetime
+) -> Observation:
+    """One ``trade_list`` entry: a credited transfer, keyed and valued as its webhook is."""
     if not isinstance(trade, dict):
         raise MalformedMessage("trade_list[] entry is not an object")
     return credit_observation(
         txid=required_text(trade, "txid", "trade_list[].txid"),
-        amount=required_money(trade, "amount", "trade_list[].amount"),
+        paid=required_money(trade, "amount", "trade_list[].amount"),
+        terms=terms,
         observed_at=_pay_time(trade) or now,
         currency=optional_text(trade, "crypto") or crypto,
         **order,

@@ -112,11 +112,13 @@ STATUS_IDS: Mapping[str, int] = {
 class HdfcAccount(ReturnPagesAccount):
     """``secrets`` are the webhook passwords (several during a rotation)."""
 
+    status_api_fields = ("api_key", "merchant_id")
+
     webhook_username: str = Field(min_length=1)
     # Dashboard Response Keys that sign the return URL (several during a rotation).
     response_keys: list[SecretRef] = Field(default_factory=list)
     # Juspay's merchant id, sent as ``x-merchantid`` to the status API.
-    merchant_id: str | None = None
+    merchant_id: str | None = Field(default=None, min_length=1)
     # The Order Status API's key (the Basic username, with an empty password) and the
     # ``version`` date sent with it (the HDFC Node kit's; pinned, as the answer's shape may
     # depend on it).

@@ -46,13 +46,7 @@ class HdfcStatusApi:
         assert isinstance(account, HdfcAccount)
         api_key, merchant_id = account.api_key, account.merchant_id
         if api_key is None or merchant_id is None:
-            raise ConfigError(
-                [
-                    f"accounts.{NAME}.{account_name}.{field}: required by the status API"
-                    for field, value in (("api_key", api_key), ("merchant_id", merchant_id))
-                    if value is None
-                ]
-            )
+            raise ConfigError(account.status_api_problems(NAME, account_name))
         return HdfcStatusClient(
             account=account_name,
             base_url=base_url.rstrip("/"),

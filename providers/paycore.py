@@ -85,6 +85,8 @@ class PayCoreAccount(ProviderAccount):
     """``secrets`` are the live secret keys (``sk_live_...``), ``test_secrets`` the sandbox
     ones (``sk_test_...``); several of each may be active while keys rotate."""
 
+    status_api_fields = ("api_account_id", "api_key")
+
     test_secrets: list[SecretRef] = Field(default_factory=list)
     # The status API's HTTP Basic credentials: the Commerce account id (``coma_...``, the
     # username, so no colon) and its API key. Not the callback secrets.

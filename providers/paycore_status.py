@@ -40,7 +40,7 @@ class PayCoreStatusApi:
         assert isinstance(account, PayCoreAccount)
         account_id, api_key = account.api_account_id, account.api_key
         if account_id is None or api_key is None:
-            raise _missing_credentials(account_name, api_account_id=account_id, api_key=api_key)
+            raise ConfigError(account.status_api_problems(NAME, account_name))
         return PayCoreStatusClient(
             account=account_name,
             base_url=base_url.rstrip("/"),
@@ -108,16 +108,6 @@ class PayCoreStatusClient:
         if about != (ref.provider_ref, ref.merchant_ref):
             raise ProviderRefused("the answer is about another invoice or reference_id")
         return observation
-
-
-def _missing_credentials(account_name: str, **fields: object) -> ConfigError:
-    return ConfigError(
-        [
-            f"accounts.{NAME}.{account_name}.{name}: required by the status API"
-            for name, value in fields.items()
-            if value is None
-        ]
-    )
 
 
 def _check_status(status: int) -> None:

@@ -121,13 +121,15 @@ def return_signature(params: Mapping[str, str], hex_key: str) -> str:
 
 
 class PluralAccount(ReturnPagesAccount):
+    status_api_fields = ("client_id", "client_secret")
+
     # ``secrets`` (inherited) are the webhook secrets; several during a rotation.
     webhook_key_encoding: KeyEncoding = Field(default="base64", validate_default=True)
     timestamp_tolerance_seconds: int = Field(default=300, ge=1)
     # Hex secret keys for the return-URL signature.
     return_keys: list[SecretRef] = Field(default_factory=list)
     # For the status API (token from client_id + client_secret).
-    client_id: str | None = None
+    client_id: str | None = Field(default=None, min_length=1)
     client_secret: SecretRef | None = None
 
     @field_validator("webhook_key_encoding")

@@ -2,8 +2,9 @@
 that module small. ``PluralAdapter.status_api`` is a :class:`PluralStatusApi`.
 
 An OAuth token from ``POST {base_url}/api/auth/v1/token`` (client credentials), cached per
-client and refreshed early; then Get Order, ``GET {base_url}/api/pay/v1/orders/{order_id}``
-or, while paysync has no Plural order id,
+client and refreshed early (its life read from ``expires_at``, as the official SDK models
+the answer, or the docs' ``expires_in``); then Get Order,
+``GET {base_url}/api/pay/v1/orders/{order_id}`` or, while paysync has no Plural order id,
 ``GET {base_url}/api/pay/v1/orders/reference/{merchant_ref}``. Its ``data`` is the same
 order object as a webhook's and is read by the webhook's own parser, so a fact seen both
 ways has one dedup key.
@@ -14,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -54,10 +57,7 @@ class PluralStatusApi:
     def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
         assert isinstance(account, PluralAccount)
         if account.client_id is None or account.client_secret is None:
-            missing = [f for f in ("client_id", "client_secret") if getattr(account, f) is None]
-            raise ConfigError(
-                [f"accounts.{NAME}.{account_name}.{f}: required by the status API" for f in missing]
-            )
+            raise ConfigError(account.status_api_problems(NAME, account_name))
         return PluralStatusClient(
             account_name,
             client_id=account.client_id,
@@ -154,21 +154,46 @@ class PluralStatusClient:
             doc = load_json_object(answer.body)
         except MalformedMessage:
             doc = {}
-        value, lifetime = doc.get("access_token"), doc.get("expires_in")
-        if isinstance(lifetime, str) and lifetime.isascii() and lifetime.isdigit():
-            lifetime = int(lifetime[:12])
-        if not (
-            isinstance(value, str)
-            and _TOKEN_TEXT.fullmatch(value)
-            and isinstance(lifetime, int)
-            and not isinstance(lifetime, bool)
-            and lifetime > 0
-        ):
+        value = doc.get("access_token")
+        if not (isinstance(value, str) and _TOKEN_TEXT.fullmatch(value)):
             raise ProviderRefused("unreadable_token_response")
         # A longer stated life only means an earlier refresh than needed: harmless.
-        lifetime = min(lifetime, MAX_TOKEN_SECONDS)
+        lifetime = min(token_lifetime(doc, now), MAX_TOKEN_SECONDS)
         margin = min(TOKEN_MARGIN_SECONDS, lifetime / 10)
         return _Token(value=value, refresh_at=now + timedelta(seconds=lifetime - margin))
+
+
+def token_lifetime(doc: Mapping[str, Any], now: datetime) -> float:
+    """Seconds the token answer says the token lives: ``expires_in`` (seconds, the docs'
+    sample) or ``expires_at`` (ISO 8601, the official SDK's model; no zone means UTC, as
+    Plural's times are), the earlier when both are given. Raises ``ProviderRefused``."""
+    lives: list[float] = []
+    seconds = doc.get("expires_in")
+    if isinstance(seconds, str) and seconds.isascii() and seconds.isdigit():
+        seconds = int(seconds[:12])
+    if isinstance(seconds, int) and not isinstance(seconds, bool):
+        if seconds <= 0:
+            raise ProviderRefused("unreadable_token_response")
+        lives.append(seconds)
+    elif seconds is not None:
+        raise ProviderRefused("unreadable_token_response")
+    if "expires_at" in doc:
+        lives.append((_expiry(doc["expires_at"]) - now).total_seconds())
+    if not lives:
+        raise ProviderRefused("unreadable_token_response")
+    if min(lives) <= 0:
+        raise ProviderRefused("expired_token_response")
+    return min(lives)
+
+
+def _expiry(raw: object) -> datetime:
+    try:
+        when = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise ProviderRefused("unreadable_token_response")
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _api_headers(now: datetime, token: str | None) -> dict[str, str]:

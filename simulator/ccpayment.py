@@ -2,7 +2,9 @@
 and answers the v1 Order Information Interface from the same ground truth.
 
 Field names and order follow providers/ccpayment.md; amounts are strings, as CCPayment
-sends them. ``lifecycle`` gives the webhooks of one order paid in one or more parts.
+sends them. ``lifecycle`` gives the webhooks of one order paid in one or more parts. The
+simulated orders are priced as CCPayment's example is: 25 USD, due as 25.012 USDT at a
+token rate of 0.9995, so the price and the crypto amounts differ as they do in life.
 
 Status API: ``POST /{account}/ccpayment/v1/bill/info`` on the status app's ``/ccpayment``
 sub-application, so an account's ``status_api.base_url`` is ``http://<sim>/ccpayment/<account>``
@@ -20,7 +22,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import orjson
@@ -37,10 +39,17 @@ from providers.ccpayment import (
     sign,
 )
 from providers.ccpayment_status import BILL_INFO_BATCH, BILL_INFO_PATH, CODE_NOT_FOUND, CODE_OK
+from schemas.money import EXACT
 from simulator.base import Lifecycle, Request, ReturnSimulator
 from simulator.status import book_of
 
 CONTRACT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
+# An order as CCPayment's docs show one: the merchant's price, and the crypto due for it
+# (price / token_rate, to the token's three decimals here).
+PRICE = Decimal("25.00")
+PRICE_CURRENCY = "USD"
+TOKEN_RATE = Decimal("0.9995")
+DUE = Decimal("25.012")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,22 +69,25 @@ def webhook_body(
     pay_status: str = "success",
     crypto: str = "USDT",
     txid: str | None = None,
+    product_price: Decimal | None = None,
+    token_rate: Decimal = Decimal(1),
 ) -> bytes:
     """One webhook body; ``txid`` defaults to a hash of ``record_id``, so a resent record
     carries its transfer's txid again (credits are keyed by txid) and distinct records
-    carry distinct, real-looking 64-hex txids."""
+    carry distinct, real-looking 64-hex txids. ``product_price`` (USD) defaults to
+    ``order_amount``, as at a token rate of 1."""
     return orjson.dumps(
         {
             "pay_status": pay_status,
             "order_type": "API Deposit",
             "record_id": record_id,
             "order_id": order_id,
-            "product_price": str(order_amount),
-            "denominated_currency": "USD",
+            "product_price": str(order_amount if product_price is None else product_price),
+            "denominated_currency": PRICE_CURRENCY,
             "order_amount": str(order_amount),
             "fiat_rate": "1",
             "paid_amount": str(paid_amount),
-            "token_rate": "1",
+            "token_rate": str(token_rate),
             "chain": "TRX",
             "txid": txid or hashlib.sha256(record_id.encode()).hexdigest(),
             "contract": CONTRACT,
@@ -139,13 +151,14 @@ class CCPaymentSimulator:
     returns: ReturnSimulator | None = None
 
     def callback_body(self, merchant_ref: str, *, now: int) -> bytes:
-        amount = Decimal("25.00")
         return webhook_body(
             merchant_ref=merchant_ref,
             record_id=_id(),
             order_id=_id(),
-            order_amount=amount,
-            paid_amount=amount,
+            order_amount=DUE,
+            paid_amount=DUE,
+            product_price=PRICE,
+            token_rate=TOKEN_RATE,
         )
 
     def sign_callback(self, account: ProviderAccount, body: bytes, *, now: int) -> dict[str, str]:
@@ -153,25 +166,28 @@ class CCPaymentSimulator:
         return signed(account.app_id, account.secrets[0].reveal(), body, now)
 
     def lifecycle(self, account: ProviderAccount, merchant_ref: str, *, now: int) -> Lifecycle:
-        """An order paid in two parts: ``underpaid`` after the first, ``paid`` after both."""
+        """An order paid in two parts: ``underpaid`` after the first, ``paid`` after both.
+        Its amount and currency are the price (what the merchant registers); the transfers
+        are crypto (10 and 15.012 USDT of the 25.012 due)."""
         assert isinstance(account, CCPaymentAccount)
-        amount = Decimal("25.00")
         order_id = _id()
         callbacks = []
-        for part in (Decimal("10.00"), Decimal("15.00")):
+        for part in (Decimal(10), DUE - 10):
             body = webhook_body(
                 merchant_ref=merchant_ref,
                 record_id=_id(),
                 order_id=order_id,
-                order_amount=amount,
+                order_amount=DUE,
                 paid_amount=part,
+                product_price=PRICE,
+                token_rate=TOKEN_RATE,
             )
             callbacks.append(Request(headers=self.sign_callback(account, body, now=now), body=body))
         return Lifecycle(
             merchant_ref=merchant_ref,
             provider_ref=order_id,
-            amount=amount,
-            currency="USDT",
+            amount=PRICE,
+            currency=PRICE_CURRENCY,
             callbacks=callbacks,
             statuses=["underpaid", "paid"],
         )
@@ -189,20 +205,23 @@ def order_info(life: Lifecycle) -> dict[str, Any]:
     """The order-info ``data[]`` item of an order once its whole lifecycle happened."""
     webhooks = [(orjson.loads(c.body), int(c.headers[HEADER_TIMESTAMP])) for c in life.callbacks]
     credits = [(w, ts) for w, ts in webhooks if w.get("pay_status") == "success"]
-    paid = sum((Decimal(w["paid_amount"]) for w, _ in credits), Decimal(0))
     first = webhooks[0][0] if webhooks else {}
     chain, contract = first.get("chain", "TRX"), first.get("contract", CONTRACT)
+    crypto = first.get("crypto", "USDT")
+    due = Decimal(first.get("order_amount", str(life.amount)))
+    with localcontext(EXACT):
+        paid = sum((Decimal(w["paid_amount"]) for w, _ in credits), Decimal(0))
     detail = {
         "product_price": first.get("product_price", str(life.amount)),
-        "denominated_currency": first.get("denominated_currency", "USD"),
+        "denominated_currency": first.get("denominated_currency", life.currency),
         "product_name": "Plan A",
         "merchant_order_id": life.merchant_ref,
         "chain": chain,
         "contract": contract,
-        "crypto": life.currency,
-        "order_amount": str(life.amount),
+        "crypto": crypto,
+        "order_amount": str(due),
         # Only "Successful" is documented for deposits; "Pending" until paid in full.
-        "status": "Successful" if paid >= life.amount else "Pending",
+        "status": "Successful" if paid >= due else "Pending",
         "token_rate": first.get("token_rate", "1"),
         "created": min((ts for _, ts in webhooks), default=int(time.time())) - 60,
     }
@@ -215,7 +234,7 @@ def order_info(life: Lifecycle) -> dict[str, Any]:
             "network_fee": "0",
             "chain": w.get("chain", chain),
             "contract": w.get("contract", contract),
-            "crypto": w.get("crypto", life.currency),
+            "crypto": w.get("crypto", crypto),
             "token_rate": w.get("token_rate", "1"),
         }
         for w, ts in credits

@@ -12,6 +12,12 @@ Status API, on the status app's ``/plural`` sub-application (so an account's
 ``GET /{account}/api/pay/v1/orders/{order_id}`` and ``.../orders/reference/{ref}`` answer
 Get Order for a token issued to that account (``401`` otherwise): the last webhook's order
 with its payments in Get Order's fuller shape.
+
+The answers are shaped as the official SDK (pinelabs-python) models them, which
+tests/unit/test_plural_sdk.py checks with the SDK itself: the token answer is
+``{"access_token", "expires_at"}`` (ISO 8601; ``expiry_field="expires_in"`` serves the
+docs' sample ``expires_in`` instead), and ``Request-ID``/``Request-Timestamp`` are
+optional, as the SDK sends neither unless its client is built with them.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -162,9 +168,16 @@ class PluralSimulator:
     required_headers = (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)
     returns = PluralReturnSimulator()
 
-    def __init__(self, *, token_expires_in: int = 3600) -> None:
-        # The ``expires_in`` the token route states and enforces (tests shorten it).
+    def __init__(
+        self,
+        *,
+        token_expires_in: int = 3600,
+        expiry_field: Literal["expires_at", "expires_in"] = "expires_at",
+    ) -> None:
+        # The token lifetime the token route states and enforces (tests shorten it), and
+        # how it states it: the SDK's ``expires_at`` or the docs' sample ``expires_in``.
         self.token_expires_in = token_expires_in
+        self.expiry_field = expiry_field
 
     def callback_body(self, merchant_ref: str, *, now: int) -> bytes:
         return webhook_body(
@@ -231,7 +244,10 @@ class PluralSimulator:
         token = "eyJ" + secrets.token_urlsafe(32)
         expires_at = time.monotonic() + self.token_expires_in
         request.config_dict[TOKENS].issued[token] = (account_name, expires_at)
-        return _json(200, {"access_token": token, "expires_in": self.token_expires_in})
+        if self.expiry_field == "expires_in":
+            return _json(200, {"access_token": token, "expires_in": self.token_expires_in})
+        stated = datetime.now(UTC) + timedelta(seconds=self.token_expires_in)
+        return _json(200, {"access_token": token, "expires_at": stated.isoformat()})
 
 
 @dataclass(slots=True)
@@ -293,8 +309,6 @@ def _get_order(
     account_name = request.match_info["account"]
     if not _bearer_valid(request, account_name):
         return _error(401, "UNAUTHORIZED", "invalid or expired access token")
-    if not (request.headers.get("Request-ID") and request.headers.get("Request-Timestamp")):
-        return _error(400, "INVALID_REQUEST", "Request-ID and Request-Timestamp are required")
     life = book_of(request).find(
         NAME, account_name, merchant_ref=merchant_ref, provider_ref=provider_ref
     )

@@ -3,13 +3,15 @@ migrated template, and a broker name prefix of one's own, both removed afterward
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+import structlog
 
 from paysync.migrate import apply_migrations, discover
 from tests.support.config import RunConfig, write_config
@@ -62,3 +64,16 @@ async def names() -> AsyncIterator[BrokerNames]:
 @pytest.fixture
 def config(tmp_path: Path, db_url: str, names: BrokerNames) -> RunConfig:
     return write_config(tmp_path, database_url=db_url, prefix=names.prefix)
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """For a test that runs ``paysync.cli.main``, which configures logging for the process
+    (onto the test's captured stderr): put logging back as it was afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()

@@ -25,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
+from schemas.money import exact
 from schemas.observation import Kind, Observation
 from schemas.status import Status
 
@@ -59,6 +60,7 @@ class PaymentState:
     anomaly: str | None = None
 
 
+@exact  # sums of credits and refunds are never rounded (schemas/money.py)
 def fold(observations: Iterable[Observation], policy: Policy = DEFAULT_POLICY) -> PaymentState:
     """The state implied by a set of observations of one payment."""
     facts = _distinct(observations)

@@ -84,7 +84,7 @@ async def test_signed_callback_becomes_a_paid_event(
         "previous_status": None,
         "amount": "25.00",
         "amount_paid": "25.00",
-        "currency": "USDT",
+        "currency": "USD",
         "late": False,
         "seq": 1,
         "metadata": {},

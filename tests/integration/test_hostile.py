@@ -4,8 +4,9 @@ Hundreds of requests no provider would send — forged, truncated and duplicated
 stale and future timestamps, replays, huge, slow, nested and non-UTF-8 bodies, wrong media
 types, hostile paths and broken HTTP framing — each sent as raw bytes and each required to
 get its documented refusal (``tests/support/hostile.py`` holds the table). None may be
-answered 2xx or 5xx, hang, publish a message or change a row. No worker runs, so anything
-ingest accepted would still be on the inbound queue, where the test counts it.
+answered 2xx or 5xx, hang, publish a message or change a row — except copies of the one
+genuine delivery, which get the provider's ack and publish nothing. No worker runs, so
+anything ingest accepted would still be on the inbound queue, where the test counts it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from paysync.settings import ProviderAccount, Settings
 from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, RunConfig
 from tests.support.hostile import (
+    ACKED,
     UNVERIFIED,
     Answer,
     Battery,
@@ -60,7 +62,9 @@ class Outcome:
     def mismatch(self) -> str | None:
         """Why the answer is not the one the case expects; None when it is."""
         expect, answer = self.case.expect, self.answer
-        if expect.status is None:
+        if expect == ACKED:
+            ok = answer.status == 200
+        elif expect.status is None:
             ok = 400 <= answer.status < 500
         elif self.case.route == "return" and expect.status == 303:
             ok = answer.status == 303 and answer.location == UNVERIFIED
@@ -85,13 +89,17 @@ async def _run(port: int, cases: list[Case]) -> list[Outcome]:
     return list(await asyncio.gather(*(one(case) for case in cases)))
 
 
-def _accepted(exposition: str, metric: str) -> float:
+def _counted(exposition: str, metric: str, outcome: str) -> float:
     return sum(
         s.value
         for family in text_string_to_metric_families(exposition)
         for s in family.samples
-        if s.name == metric and s.labels.get("outcome") == "accepted"
+        if s.name == metric and s.labels.get("outcome") == outcome
     )
+
+
+def _accepted(exposition: str, metric: str) -> float:
+    return _counted(exposition, metric, "accepted")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +109,8 @@ class Summary:
     return_url_cases: int
     per_provider: dict[str, int]
     accepted: int
+    # Copies of the genuine delivery answered with the ack (nothing published).
+    acknowledged_copies: int
     server_errors: int
     no_answer_or_hang: int
     mismatches: int
@@ -109,13 +119,15 @@ class Summary:
     @classmethod
     def of(cls, outcomes: list[Outcome], state: dict[str, int]) -> Summary:
         callbacks = [o for o in outcomes if o.case.route == "webhooks"]
-        statuses = [o.answer.status for o in outcomes]
+        copies = [o for o in outcomes if o.case.expect == ACKED]
+        statuses = [o.answer.status for o in outcomes if o.case.expect != ACKED]
         return cls(
             cases=len(outcomes),
             callback_cases=len(callbacks),
             return_url_cases=len(outcomes) - len(callbacks),
             per_provider=dict(sorted(Counter(o.case.provider for o in callbacks).items())),
             accepted=sum(200 <= s < 300 for s in statuses),
+            acknowledged_copies=sum(o.answer.status == 200 for o in copies),
             server_errors=sum(s >= 500 for s in statuses),
             no_answer_or_hang=sum(s <= 0 for s in statuses),
             mismatches=sum(o.mismatch is not None for o in outcomes),
@@ -131,7 +143,8 @@ class Summary:
         lines = [
             f"hostile battery: {self.cases} cases ({self.callback_cases} callbacks, "
             f"{self.return_url_cases} return URLs); per provider {self.per_provider}",
-            f"  accepted {self.accepted}, 5xx {self.server_errors}, "
+            f"  accepted {self.accepted}, copies acknowledged {self.acknowledged_copies}, "
+            f"5xx {self.server_errors}, "
             f"no answer/hang {self.no_answer_or_hang}, mismatches {self.mismatches}, "
             f"state changes {self.state_changes} {self.state}",
         ]
@@ -173,7 +186,7 @@ async def test_hostile_requests_are_refused_with_their_reason_and_change_nothing
     started = time.monotonic()
     async with serving(settings, metrics=metrics) as (url, broker):
         await broker.wait_connected(10)
-        # The one genuine delivery, so that copies of it can be replayed (409).
+        # The one genuine delivery, so that copies of it can be replayed (the ack).
         status, _, _ = await post(f"{url}{callback_path('plural')}", *primer)
         assert status == 200
         port = URL(url).port
@@ -202,5 +215,8 @@ async def test_hostile_requests_are_refused_with_their_reason_and_change_nothing
     assert summary.state_changes == 0, report
     rendered = metrics.render().decode()
     assert _accepted(rendered, "paysync_callbacks_total") == 1, report  # the primer only
+    copies = sum(case.expect == ACKED for case in cases)
+    assert copies == summary.acknowledged_copies == 5, report
+    assert _counted(rendered, "paysync_callbacks_total", "duplicate") == copies, report
     assert _accepted(rendered, "paysync_returns_total") == 0, report
     assert summary.mismatches == 0, report

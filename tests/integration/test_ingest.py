@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,7 +13,14 @@ import pytest
 
 from schemas.envelope import Envelope
 from tests.support.amqp import depth, take
-from tests.support.config import ACCOUNT, APP_ID, VECTOR_SECRET, RunConfig, write_config
+from tests.support.config import (
+    ACCOUNT,
+    APP_ID,
+    TOKEN_ENV,
+    VECTOR_SECRET,
+    RunConfig,
+    write_config,
+)
 from tests.support.ingest import post, serving
 from tests.support.services import BrokerNames
 from tests.support.tcpproxy import TcpProxy
@@ -202,3 +210,33 @@ async def test_ingest_recovers_when_the_broker_comes_back(
         assert (status, body) == (200, b"success")
     [message] = await take(names.topology.inbound_queue, 1)
     assert message.body == VECTOR_BODY
+
+
+@pytest.mark.parametrize("path", [f"/webhooks/ccpayment/{ACCOUNT}", "/v1/payments"])
+async def test_a_body_over_the_limit_awaiting_100_continue_is_refused_at_once(
+    api_config: RunConfig, path: str
+) -> None:
+    # A client that asks before sending 10 MB must hear 413 at once, not "100 Continue"
+    # (it would then send the body) and a 408 after ingest.body_timeout_seconds (10 s).
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {api_config.env[TOKEN_ENV]}\r\n"
+        "Expect: 100-continue\r\nContent-Length: 10000000\r\n\r\n"
+    ).encode()
+    async with serving(api_config.settings) as (url, broker):
+        await broker.wait_connected(10)
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(head)
+            async with asyncio.timeout(5):  # well inside the 10 s body timeout
+                first = await reader.readuntil(b"\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                body = await reader.readexactly(len(b'{"error": "body_too_large"}'))
+        finally:
+            writer.close()
+    assert first.startswith(b"HTTP/1.1 413 "), first
+    # Not to be reused: the body it announced may still come (aiohttp reads and drops it
+    # for at most its lingering time, so the client can read this answer, then closes).
+    assert b"Connection: close" in head
+    assert body == b'{"error": "body_too_large"}'

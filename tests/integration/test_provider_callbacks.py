@@ -133,20 +133,30 @@ async def test_every_bad_request_gets_its_documented_4xx_and_publishes_nothing(
     assert counted == sum(reason == forged for _, reason in expected.values())
 
 
-async def test_a_replayed_plural_webhook_id_is_refused_and_not_published_twice(
+async def test_a_retried_plural_delivery_gets_the_ack_and_is_not_published_twice(
     config: RunConfig, names: BrokerNames
 ) -> None:
-    sim, settings = SIMULATORS["plural"], config.settings
+    # Plural retries a delivery at most three times within seconds and asks for 2xx on a
+    # duplicate (providers/plural.md): a copy of a confirmed delivery gets the normal ack.
+    sim, settings, metrics = SIMULATORS["plural"], config.settings, Metrics()
     account = settings.account("plural", ACCOUNT)
     assert account is not None
     now = int(time.time())
     body = sim.callback_body("order-3", now=now)
     headers = sim.sign_callback(account, body, now=now)
-    async with serving(settings) as (url, broker):
+    async with serving(settings, metrics=metrics) as (url, broker):
         await broker.wait_connected(10)
-        first = await post(f"{url}/webhooks/plural/{ACCOUNT}", body, headers)
-        again = await post(f"{url}/webhooks/plural/{ACCOUNT}", body, headers)
-    assert first[0] == 200
-    assert (again[0], again[1]) == (409, b'{"error": "replayed_delivery"}')
+        answers = [await post(f"{url}/webhooks/plural/{ACCOUNT}", body, headers) for _ in range(3)]
+        forged = headers | {"webhook-signature": "v1,AAAA"}
+        refused = await post(f"{url}/webhooks/plural/{ACCOUNT}", body, forged)
+    ack = REGISTRY["plural"].callback_ack
+    assert [(status, answer) for status, answer, _ in answers] == [(ack.status, ack.body)] * 3
+    # A copy is judged by its signature first: a forged one is still refused.
+    assert (refused[0], refused[1]) == (401, b'{"error": "bad_signature"}')
     [_message] = await take(names.topology.inbound_queue, 1)
     assert await depth(names.topology.inbound_queue) == 0
+    rendered = metrics.render().decode()
+    labels = {"provider": "plural", "account": ACCOUNT}
+    assert sample(rendered, "paysync_callbacks_total", **labels, outcome="accepted", reason="") == 1
+    duplicate = {"outcome": "duplicate", "reason": "replayed_delivery"}
+    assert sample(rendered, "paysync_callbacks_total", **labels, **duplicate) == 2

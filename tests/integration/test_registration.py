@@ -3,9 +3,7 @@ checked against what paysync holds, published, and written by the worker's store
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,21 +11,14 @@ import asyncpg
 import orjson
 import pytest
 
-from paysync.db import create_pool
-from providers import MAPPINGS
-from schemas.envelope import Envelope
-from schemas.observation import load_observations
-from tests.support.amqp import depth, take
+from tests.support.amqp import depth
 from tests.support.config import (
     ACCOUNT,
-    API_TABLE,
     TOKEN_ENV,
     RunConfig,
-    with_tokens,
-    write_config,
 )
 from tests.support.db import one
-from tests.support.ingest import serving
+from tests.support.ingest import apply_published, serving
 from tests.support.services import BrokerNames
 from worker.store import Store
 
@@ -44,20 +35,6 @@ VALID: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def api_config(tmp_path: Path, db_url: str, names: BrokerNames) -> RunConfig:
-    return with_tokens(
-        write_config(tmp_path, database_url=db_url, prefix=names.prefix, extra=API_TABLE)
-    )
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    pool = await create_pool(db_url, max_size=2)
-    yield Store(pool, MAPPINGS)
-    await pool.close()
-
-
 async def _post(url: str, token: str | None, body: object) -> tuple[int, dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -68,17 +45,6 @@ async def _post(url: str, token: str | None, body: object) -> tuple[int, dict[st
         return resp.status, orjson.loads(await resp.read())
 
 
-async def _apply_published(names: BrokerNames, store: Store) -> None:
-    [message] = await take(names.topology.inbound_queue, 1)
-    envelope = Envelope.from_amqp(
-        message_id=message.message_id,
-        headers=message.headers,
-        body=message.body,
-        content_type=message.content_type,
-    )
-    await store.apply(envelope, load_observations(envelope.body))
-
-
 async def test_a_registration_is_published_and_becomes_an_expected_payment(
     api_config: RunConfig, names: BrokerNames, store: Store, db: asyncpg.Connection
 ) -> None:
@@ -86,10 +52,10 @@ async def test_a_registration_is_published_and_becomes_an_expected_payment(
         await broker.wait_connected(10)
         status, answer = await _post(url, api_config.env[TOKEN_ENV], VALID)
         assert status == 202, answer
-        await _apply_published(names, store)
+        await apply_published(names.topology.inbound_queue, store)
         # The same registration again is harmless.
         assert (await _post(url, api_config.env[TOKEN_ENV], VALID))[0] == 202
-        await _apply_published(names, store)
+        await apply_published(names.topology.inbound_queue, store)
 
     row = await one(
         db,
@@ -119,7 +85,7 @@ async def test_a_conflicting_registration_is_refused_with_409(
     async with serving(api_config.settings) as (url, broker):
         await broker.wait_connected(10)
         assert (await _post(url, api_config.env[TOKEN_ENV], VALID))[0] == 202
-        await _apply_published(names, store)
+        await apply_published(names.topology.inbound_queue, store)
         other = VALID | {"amount": "1500.00", "currency": "USD"}
         status, answer = await _post(url, api_config.env[TOKEN_ENV], other)
     assert status == 409

@@ -28,6 +28,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from ingest.app import build_app
+from ingest.server import ingest_runner
 from paysync import commands
 from paysync.db import create_pool
 from paysync.errors import ConfigError
@@ -111,7 +112,7 @@ async def serving(settings: Settings, pool: asyncpg.Pool | None) -> AsyncIterato
     broker.start()
     await broker.wait_connected(10)
     app = build_app(settings, broker, REGISTRY, Metrics(), pool=pool)
-    runner = web.AppRunner(app, access_log=None)
+    runner = ingest_runner(app, settings.ingest)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:

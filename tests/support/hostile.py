@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import hmac
 import secrets
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -82,6 +83,8 @@ class Expect:
 
 
 PROTOCOL = Expect(None)
+# The provider's ack, for a copy of a delivery already confirmed (published once).
+ACKED = Expect(200)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,6 +251,33 @@ def gzip_bomb() -> bytes:
     return gzip.compress(b" " * 10_000_000, compresslevel=9)
 
 
+_PADDING = b" " * 512
+
+
+def broken_gzip_without_trailer(body: bytes) -> tuple[bytes, bytes]:
+    """A gzip stream of ``body`` without its 8-byte trailer, and all it decodes to."""
+    stream = gzip.compress(body)[:-8]
+    return stream, zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(stream)
+
+
+def broken_gzip_truncated(body: bytes) -> tuple[bytes, bytes]:
+    """A gzip stream of ``body`` + padding cut short, and the prefix it decodes to (the
+    whole object and part of the padding: still one JSON object)."""
+    return _cut(gzip.compress(body + _PADDING), 16 + zlib.MAX_WBITS, body)
+
+
+def broken_deflate_truncated(body: bytes) -> tuple[bytes, bytes]:
+    return _cut(zlib.compress(body + _PADDING), zlib.MAX_WBITS, body)
+
+
+def _cut(stream: bytes, wbits: int, body: bytes) -> tuple[bytes, bytes]:
+    for end in range(len(stream) - 1, 0, -1):
+        decoded = zlib.decompressobj(wbits).decompress(stream[:end])
+        if decoded.startswith(body) and decoded != body + _PADDING:
+            return stream[:end], decoded
+    raise AssertionError("no cut of the stream decodes to the whole body")
+
+
 # --- provider-specific signatures with chosen inputs ---------------------------------------
 
 
@@ -345,8 +375,8 @@ class Battery:
     """Every hostile callback for one provider (``cases``), each with its expected answer.
 
     ``primer`` is a genuine delivery the test sends (and must see accepted) before the
-    battery: Plural's replay cases are byte-identical copies of it, which only a delivery
-    ingest already accepted can show (409). The other providers have none."""
+    battery: Plural's replay cases are copies of it, which only a delivery ingest already
+    accepted can show (the ack, nothing published). The other providers have none."""
 
     def __init__(
         self,
@@ -509,6 +539,28 @@ class Battery:
         self.add("gzip_garbage", UNREADABLE, gzipped, b"this is not gzip")
         deflated = [*self.forged().items(), ("Content-Encoding", "deflate")]
         self.add("deflate_garbage", UNREADABLE, deflated, b"nor is this deflate")
+        # Signed over what a lenient decoder makes of a broken stream, so only the broken
+        # encoding can be what is refused: a gzip without its trailer (CRC and size), and
+        # streams cut short after the whole JSON object (only padding lost).
+        for name, coding, cut in (
+            ("gzip_without_trailer_signed", "gzip", broken_gzip_without_trailer),
+            ("gzip_truncated_signed", "gzip", broken_gzip_truncated),
+            ("deflate_truncated_signed", "deflate", broken_deflate_truncated),
+        ):
+            sent, decodes_to = cut(self.body)
+            headers = [*self.signed(decodes_to).items(), ("Content-Encoding", coding)]
+            self.add(name, UNREADABLE, headers, sent)
+        self.add(
+            "two_content_encodings",
+            Expect(415, "unsupported_content_encoding"),
+            [*self.signed().items(), ("Content-Encoding", "gzip, identity")],
+            gzip.compress(self.body),
+        )
+        # Waiting for "100 Continue" before sending a body over the limit: refused at once
+        # (no 100 Continue, so the client sends nothing; the case sends no body either).
+        declared = [*self.signed().items(), ("Expect", "100-continue")]
+        declared.append(("Content-Length", str(10_000_000)))
+        self.add("expect_continue_over_limit", TOO_LARGE, declared, b"")
         brotli = [*self.forged().items(), ("Content-Encoding", "br")]
         self.add("brotli_garbage", PROTOCOL, brotli, b"nor brotli")
         self.add("slow_body_forged", TOO_SLOW, self.forged(), trickle=True)
@@ -603,6 +655,13 @@ class Battery:
         for name, ref in REFS.items():
             body = with_ref(self.body, orjson.dumps(ref))
             self.add(f"forged_merchant_ref_{name}", self.bad, self.forged(body), body)
+        # Authentic, but Postgres cannot store a NUL: refused at the edge, never a message
+        # the worker fails on until it is dead-lettered.
+        nul = Expect(400, "nul_character")
+        nul_ref = with_ref(self.body, orjson.dumps("ref\x00"))
+        nul_key = self.body.replace(b"{", b'{"k\\u0000":1,', 1)
+        for name, body in (("merchant_ref", nul_ref), ("key", nul_key)):
+            self.add(f"signed_nul_in_{name}", nul, self.signed(body), body)
 
     def _paths(self) -> None:
         p, path = self.provider, self.path
@@ -742,7 +801,9 @@ class Battery:
         primer_body = self.sim.callback_body("hostile-primer", now=self.now)
         primer = self.sim.sign_callback(account, primer_body, now=self.now)
         self.primer = (primer_body, primer)
-        replayed = Expect(409, "replayed_delivery")
+        # A verified copy of the accepted primer: the ack (Plural wants 2xx for a duplicate)
+        # and nothing published again; the test counts these apart.
+        replayed = ACKED
         signature = primer[plural.HEADER_SIGNATURE]
         for name, headers in {
             "replay_1": primer,
@@ -831,6 +892,8 @@ def return_cases(provider: str, account: ProviderAccount, *, max_body: int) -> l
     forged = returns.signed_return(guess, order_id="hostile-order", status=paid, method="GET")
     genuine = returns.signed_return(account, order_id="hostile-order", status=failed, method="GET")
     sql = returns.signed_return(guess, order_id=REFS["sql"], status=paid, method="GET")
+    # Genuine, but a NUL can never be stored: refused at the edge.
+    nul = returns.signed_return(account, order_id="hostile\x00order", status=paid, method="GET")
     pairs = genuine.query.split("&")
     queries = {
         "forged_signature": forged.query,
@@ -842,6 +905,7 @@ def return_cases(provider: str, account: ProviderAccount, *, max_body: int) -> l
         "repeated_signature": genuine.query + "&signature=AAAA",
         "invalid_utf8_parameter": forged.query + "&note=%FF",
         "forged_sql_order_id": sql.query,
+        "signed_nul_in_order_id": nul.query,
         "no_parameters": "",
     }
     unverified = Expect(303, "unverified")

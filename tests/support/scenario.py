@@ -30,6 +30,7 @@ from tests.support.config import (
 )
 from tests.support.process import PAYSYNC, assert_no_secret_in
 from tests.support.services import BrokerNames
+from tests.support.waiting import eventually
 
 PROVIDERS = sorted(SIMULATORS)
 # Requests per second each account's status API may take.
@@ -127,6 +128,17 @@ async def register(config: RunConfig, made: list[Order]) -> None:
     async with aiohttp.ClientSession() as session:
         answers = await asyncio.gather(*(one(session, p, life) for p, life in made))
     assert set(answers) == {202}
+
+
+async def register_and_apply(config: RunConfig, made: list[Order], db: asyncpg.Connection) -> None:
+    """``register`` every order, then wait until the worker wrote each one (it needs
+    ingest and a worker running)."""
+    await register(config, made)
+
+    async def applied() -> bool:
+        return len(await statuses(db)) >= len(made)
+
+    await eventually(applied, what="the registrations applied")
 
 
 async def reconcile(config: RunConfig, *args: str) -> tuple[int, dict[str, Any]]:

@@ -72,11 +72,13 @@ def test_success_is_one_credit() -> None:
     assert obs.source is Source.CALLBACK
     assert obs.provider == "ccpayment"
     assert obs.account == ACCOUNT
-    assert obs.amount == Decimal("10")
+    # The order's price (25 USD), not its crypto due (25.012 USDT): 10 USDT is 10/25.012
+    # of it, 9.9952... USD, rounded half-even to the cent.
+    assert obs.amount == Decimal("10.00")
     assert isinstance(obs.amount, Decimal)
-    assert obs.amount_due == Decimal("25.012")
+    assert obs.amount_due == Decimal("25")
     assert isinstance(obs.amount_due, Decimal)
-    assert obs.currency == "USDT"
+    assert obs.currency == "USD"
     assert obs.record_id == "202401011200000000000000000000002"
     assert obs.merchant_ref == "order-1001"
     assert obs.provider_ref == "202401011100000000000000000000003"
@@ -102,10 +104,48 @@ def test_dedup_key_depends_on_account_order_and_txid_only() -> None:
     assert len({a.dedup_key, c.dedup_key, d.dedup_key, e.dedup_key}) == 4
 
 
+@pytest.mark.parametrize(
+    "unpriced",
+    [
+        {"product_price": None},
+        {"denominated_currency": None},
+        # Priced in the very token it is paid in: nothing to convert.
+        {"denominated_currency": "USDT", "product_price": "25.012"},
+    ],
+    ids=["no_price", "no_price_currency", "priced_in_the_token"],
+)
+def test_without_a_price_in_another_currency_the_token_amounts_stay(
+    unpriced: dict[str, Any],
+) -> None:
+    [obs] = parse(doc(**unpriced))
+    assert (obs.amount, obs.amount_due, obs.currency) == (
+        Decimal("10"),
+        Decimal("25.012"),
+        "USDT",
+    )
+
+
 def test_amounts_keep_all_decimals() -> None:
-    [obs] = parse(doc(paid_amount="0.000000000000000001", order_amount="1.123456789012345678"))
+    [obs] = parse(
+        doc(
+            paid_amount="0.000000000000000001",
+            order_amount="1.123456789012345678",
+            product_price="1.123456789012345678",
+            denominated_currency="USDT",
+        )
+    )
     assert obs.amount == Decimal("0.000000000000000001")
     assert obs.amount_due == Decimal("1.123456789012345678")
+    # Priced in USD at the same figure, the 18 decimals of the price are kept.
+    [obs] = parse(
+        doc(
+            paid_amount="0.000000000000000001",
+            order_amount="1.123456789012345678",
+            product_price="1.123456789012345678",
+        )
+    )
+    assert obs.amount == Decimal("0.000000000000000001")
+    assert obs.currency == "USD"
 
 
 @pytest.mark.parametrize("pay_status", ["pending", "processing"])
@@ -242,7 +282,7 @@ def test_order_amount_may_be_absent() -> None:
     ],
 )
 def test_json_number_amount_stays_exact(raw: bytes, expected: Decimal) -> None:
-    body = body_of(doc(paid_amount="A", order_amount="B"))
+    body = body_of(doc(paid_amount="A", order_amount="B", denominated_currency="USDT"))
     body = body.replace(b'"A"', raw).replace(b'"B"', raw)
     [obs] = ADAPTER.parse_callback(envelope(body))
     assert obs.amount == expected
@@ -251,7 +291,7 @@ def test_json_number_amount_stays_exact(raw: bytes, expected: Decimal) -> None:
 
 
 def test_non_string_crypto_and_order_id_are_dropped() -> None:
-    [obs] = parse(doc(crypto=5, order_id=7))
+    [obs] = parse(doc(crypto=5, order_id=7, denominated_currency=None))
     assert obs.currency is None
     assert obs.provider_ref is None
 
@@ -282,9 +322,10 @@ def test_simulator_webhook_body_parses() -> None:
     assert obs.merchant_ref == "order-7"
     assert obs.record_id == "r-1"
     assert obs.provider_ref == "o-1"
-    assert obs.amount == Decimal("10.5")
+    # Priced at its crypto due (the default: a token rate of 1), in USD.
+    assert str(obs.amount) == "10.5"
     assert obs.amount_due == Decimal("25.012")
-    assert obs.currency == "USDT"
+    assert obs.currency == "USD"
 
 
 def test_simulator_pending_body_parses_as_pending() -> None:

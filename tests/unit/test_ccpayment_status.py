@@ -124,7 +124,9 @@ def callback(body: bytes, account_name: str = ACCOUNT) -> list[Observation]:
     )
 
 
-def webhook(ref: str, record_id: str, txid: str, paid: str, due: str = "25") -> bytes:
+def webhook(
+    ref: str, record_id: str, txid: str, paid: str, due: str = "25", price: str | None = None
+) -> bytes:
     return webhook_body(
         merchant_ref=ref,
         record_id=record_id,
@@ -132,6 +134,7 @@ def webhook(ref: str, record_id: str, txid: str, paid: str, due: str = "25") -> 
         order_amount=Decimal(due),
         paid_amount=Decimal(paid),
         txid=txid,
+        product_price=None if price is None else Decimal(price),
     )
 
 
@@ -203,16 +206,18 @@ async def test_doc_example_answer_gives_one_credit_per_trade() -> None:
             ACCOUNT,
         )
         assert obs.merchant_ref == EXAMPLE_REF
-        assert obs.amount_due == Decimal("25.012")
-        assert obs.currency == "USDT"
+        # The order's price (25 USD), as the merchant registers it; the trades' crypto
+        # (10 and 15.012 of the 25.012 USDT due) valued as their shares of it.
+        assert obs.amount_due == Decimal("25")
+        assert obs.currency == "USD"
         assert obs.record_id is None
         assert obs.status is None
-    assert (first.amount, second.amount) == (Decimal("10"), Decimal("15.012"))
+    assert (first.amount, second.amount) == (Decimal("10.00"), Decimal("15.00"))
     assert first.observed_at == datetime.fromtimestamp(1715941800, tz=UTC)
     assert second.observed_at == datetime.fromtimestamp(1715942400, tz=UTC)
     assert first.dedup_key == f"ccpayment:{ACCOUNT}:{EXAMPLE_REF}:credit:9f1c…e2"
     state = fold(result.observations)
-    assert (state.status, state.amount_paid) == (Status.PAID, Decimal("25.012"))
+    assert (state.status, state.amount_paid) == (Status.PAID, Decimal("25.00"))
 
 
 async def test_poll_and_webhooks_of_the_same_transfers_are_counted_once() -> None:
@@ -220,7 +225,7 @@ async def test_poll_and_webhooks_of_the_same_transfers_are_counted_once() -> Non
     # The doc's example webhook is the first transfer of the example answer.
     [first_webhook] = callback(EXAMPLE_WEBHOOK)
     second_webhook_body = webhook(
-        EXAMPLE_REF, "202405171030000000000000000000012", "44ab…90", "15.012", "25.012"
+        EXAMPLE_REF, "202405171030000000000000000000012", "44ab…90", "15.012", "25.012", "25"
     )
     [second_webhook] = callback(second_webhook_body)
     assert [o.dedup_key for o in result.observations] == [
@@ -229,7 +234,7 @@ async def test_poll_and_webhooks_of_the_same_transfers_are_counted_once() -> Non
     ]
     assert first_webhook.record_id == "202405171030000000000000000000011"
     state = fold([first_webhook, second_webhook, *result.observations])
-    assert (state.status, state.amount_paid) == (Status.PAID, Decimal("25.012"))
+    assert (state.status, state.amount_paid) == (Status.PAID, Decimal("25.00"))
     assert state.anomaly is None
 
 
@@ -533,7 +538,8 @@ def test_simulated_lifecycle_uses_distinct_txids() -> None:
     assert len(set(txids)) == len(txids) == 2
     trades = order_info(life)["trade_list"]
     assert [t["txid"] for t in trades] == txids
-    assert [t["amount"] for t in trades] == ["10.00", "15.00"]
+    # Crypto, as CCPayment lists trades: 10 and 15.012 of the 25.012 USDT due.
+    assert [t["amount"] for t in trades] == ["10", "15.012"]
     assert [t["pay_time"] for t in trades] == [1700000000, 1700000000]
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pytest
@@ -88,6 +88,13 @@ def answer(status: int = 200, body: bytes = GET_ORDER) -> HttpAnswer:
 def token(value: str = "eyJ.tok-1", expires_in: object = 3600) -> HttpAnswer:
     # json, not orjson: a test sends integers beyond 64 bits.
     return answer(body=json.dumps({"access_token": value, "expires_in": expires_in}).encode())
+
+
+def sdk_token(
+    value: str = "eyJ.tok-1", expires_at: str = "2024-06-11T11:11:00.123456Z"
+) -> HttpAnswer:
+    """The token answer as the official SDK (pinelabs-python) models it: ``expires_at``."""
+    return answer(body=json.dumps({"access_token": value, "expires_at": expires_at}).encode())
 
 
 REF = PaymentRef(merchant_ref=REFERENCE, provider_ref=ORDER_ID)
@@ -248,9 +255,18 @@ async def test_base_url_is_joined_without_a_double_slash() -> None:
 # --- the token ------------------------------------------------------------------------------
 
 
-async def test_token_is_cached_and_refreshed_a_minute_before_it_expires() -> None:
+@pytest.mark.parametrize(
+    "first",
+    # The docs' sample (expires_in 3600) and the official SDK's model (expires_at, the same
+    # instant: NOW + 3600 s).
+    [token("t1"), sdk_token("t1")],
+    ids=["expires_in", "expires_at"],
+)
+async def test_token_is_cached_and_refreshed_a_minute_before_it_expires(
+    first: HttpAnswer,
+) -> None:
     c = client()
-    call = FakeCall([token("t1"), answer(), answer(), token("t2"), answer()])
+    call = FakeCall([first, answer(), answer(), token("t2"), answer()])
     await c.poll(call, [REF], NOW)
     await c.poll(call, [REF], NOW + timedelta(seconds=3539))
     await c.poll(call, [REF], NOW + timedelta(seconds=3540))
@@ -364,6 +380,50 @@ async def test_expires_in_as_digits_is_read() -> None:
     await c.poll(call, [REF], NOW)
     await c.poll(call, [REF], NOW + timedelta(seconds=108))
     assert [r.url for r in call.requests].count(TOKEN_URL) == 2
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "refresh_after"),
+    [
+        ("2024-06-11T16:41:00.123456+05:30", 3540),  # another zone, the same instant
+        ("2024-06-11T11:11:00.123456", 3540),  # no zone: UTC, as Plural's times are
+        ("2024-06-11T10:12:40.123456Z", 90),  # 100 s: refreshed with a tenth left
+        ("2030-01-01T00:00:00Z", 86_340),  # held to a day
+    ],
+)
+async def test_expires_at_sets_the_refresh(expires_at: str, refresh_after: int) -> None:
+    c = client()
+    call = FakeCall([sdk_token("t1", expires_at), answer(), answer(), token("t2"), answer()])
+    await c.poll(call, [REF], NOW)
+    await c.poll(call, [REF], NOW + timedelta(seconds=refresh_after - 1))
+    await c.poll(call, [REF], NOW + timedelta(seconds=refresh_after))
+    assert [r.url for r in call.requests].count(TOKEN_URL) == 2
+
+
+async def test_with_both_expires_in_and_expires_at_the_earlier_expiry_counts() -> None:
+    body = {"access_token": "t1", "expires_in": 3600, "expires_at": "2024-06-11T10:12:40.123456Z"}
+    c = client()
+    call = FakeCall([answer(body=json.dumps(body).encode()), answer(), sdk_token("t2"), answer()])
+    await c.poll(call, [REF], NOW)
+    await c.poll(call, [REF], NOW + timedelta(seconds=90))
+    assert [r.url for r in call.requests].count(TOKEN_URL) == 2
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "reason"),
+    [
+        ("2024-06-11T10:11:00.123456Z", "expired_token_response"),  # now: no life left
+        ("2024-06-11T09:00:00Z", "expired_token_response"),
+        ("soon", "unreadable_token_response"),
+        ("", "unreadable_token_response"),
+        (1718104260, "unreadable_token_response"),
+        (None, "unreadable_token_response"),
+    ],
+)
+async def test_an_unusable_expires_at_is_refused(expires_at: object, reason: str) -> None:
+    body = json.dumps({"access_token": "t1", "expires_at": expires_at}).encode()
+    with pytest.raises(ProviderRefused, match=rf"^{reason}$"):
+        await poll_one(FakeCall([answer(body=body)]))
 
 
 async def test_the_client_secret_never_appears_in_a_refusal() -> None:
@@ -576,8 +636,9 @@ async def test_simulator_unknown_order_is_not_found(sim: Sim) -> None:
 
 @pytest.mark.parametrize(
     "acct",
-    [account(secret="wrong"), account(client_id="client-0002"), account(client_id="")],
-    ids=["wrong-secret", "other-client-id", "empty-client-id"],
+    # (An empty client_id never gets this far: the configuration refuses it.)
+    [account(secret="wrong"), account(client_id="client-0002")],
+    ids=["wrong-secret", "other-client-id"],
 )
 async def test_simulator_refuses_wrong_client_credentials(sim: Sim, acct: PluralAccount) -> None:
     with pytest.raises(ProviderRefused, match=r"^unauthorized$"):
@@ -600,8 +661,12 @@ async def test_simulator_token_answer_and_grant_type(sim: Sim) -> None:
     )
     doc = json.loads(raw.body)
     assert raw.status == 200
-    assert set(doc) == {"access_token", "expires_in"}
-    assert doc["expires_in"] == 3600
+    # The official SDK's GenerateTokenResponse: access_token and an ISO 8601 expires_at.
+    assert set(doc) == {"access_token", "expires_at"}
+    expires_at = datetime.fromisoformat(doc["expires_at"])
+    assert expires_at.tzinfo is not None
+    left = (expires_at - datetime.now(UTC)).total_seconds()
+    assert 3590 < left <= 3600
     for bad in ({**good, "grant_type": "password"}, good, [good]):
         assert (await sim.call("POST", url, headers={}, body=orjson.dumps(bad))).status == 400
     assert (await sim.call("POST", url, headers={}, body=b"{")).status == 400
@@ -631,15 +696,21 @@ async def test_simulator_orders_need_a_token_of_this_account(sim: Sim) -> None:
     assert sim.book.polls[("plural", ACCOUNT, "order-8")] == 0
 
 
-async def test_simulator_wants_request_id_and_timestamp(sim: Sim) -> None:
+async def test_simulator_answers_without_request_id_and_timestamp(sim: Sim) -> None:
+    # The official SDK sends neither unless its client is built with them (then one fixed
+    # pair for every call, the timestamp as str(datetime)): the API takes them as optional.
+    life = SIMULATOR.lifecycle(account(), "order-11", now=1718100000)
+    sim.book.add("plural", ACCOUNT, life)
     await sim_client(sim).poll(sim.call, [PaymentRef(merchant_ref="x")], datetime.now(UTC))
     [tok] = sim.tokens()
-    url = f"{sim.base_url}/api/pay/v1/orders/{ORDER_ID}"
+    url = f"{sim.base_url}/api/pay/v1/orders/{life.provider_ref}"
     bearer = {"Authorization": f"Bearer {tok}"}
-    for missing in ("Request-ID", "Request-Timestamp"):
-        headers = {**bearer, "Request-ID": "x", "Request-Timestamp": "y"}
-        del headers[missing]
-        assert (await sim.call("GET", url, headers=headers)).status == 400
+    for extra in (
+        {},
+        {"Request-ID": "x"},
+        {"Request-Timestamp": "2024-06-11 10:11:00.123000+00:00"},
+    ):
+        assert (await sim.call("GET", url, headers={**bearer, **extra})).status == 200
 
 
 async def test_a_revoked_token_is_replaced_once(sim: Sim) -> None:
@@ -657,7 +728,7 @@ async def test_a_revoked_token_is_replaced_once(sim: Sim) -> None:
 
 
 async def test_simulator_token_lifetime_is_configurable_and_enforced() -> None:
-    async for sim in serve(PluralSimulator(token_expires_in=0)):
+    async for sim in serve(PluralSimulator(token_expires_in=0, expiry_field="expires_in")):
         life = SIMULATOR.lifecycle(account(), "order-10", now=1718100000)
         sim.book.add("plural", ACCOUNT, life)
         ref = PaymentRef(merchant_ref="order-10", provider_ref=life.provider_ref)
@@ -669,3 +740,14 @@ async def test_simulator_token_lifetime_is_configurable_and_enforced() -> None:
         stamp = {"Request-ID": "r", "Request-Timestamp": "t", "Authorization": f"Bearer {tok}"}
         url = f"{sim.base_url}/api/pay/v1/orders/{life.provider_ref}"
         assert (await sim.call("GET", url, headers=stamp)).status == 401
+
+
+@pytest.mark.parametrize("shape", ["expires_at", "expires_in"])
+async def test_either_expiry_field_round_trips(shape: Literal["expires_at", "expires_in"]) -> None:
+    # The SDK's model (expires_at) and the docs' sample (expires_in) both occur.
+    async for sim in serve(PluralSimulator(expiry_field=shape)):
+        life = SIMULATOR.lifecycle(account(), "order-12", now=1718100000)
+        sim.book.add("plural", ACCOUNT, life)
+        ref = PaymentRef(merchant_ref="order-12", provider_ref=life.provider_ref)
+        [result] = await sim_client(sim).poll(sim.call, [ref], datetime.now(UTC))
+        assert (result.found, result.provider_status) == (True, "PROCESSED")

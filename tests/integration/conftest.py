@@ -1,0 +1,30 @@
+"""Fixtures of the integration tests that talk to the /v1 API and apply what it published."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from paysync.db import create_pool
+from providers import MAPPINGS
+from tests.support.config import API_TABLE, RunConfig, with_tokens, write_config
+from tests.support.services import BrokerNames
+from worker.store import Store
+
+
+@pytest.fixture
+def api_config(tmp_path: Path, db_url: str, names: BrokerNames) -> RunConfig:
+    """The test configuration with the /v1 API's tokens (``tests/support/config.py``)."""
+    return with_tokens(
+        write_config(tmp_path, database_url=db_url, prefix=names.prefix, extra=API_TABLE)
+    )
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    """The worker's store over the test's own database, to apply published envelopes."""
+    pool = await create_pool(db_url, max_size=2)
+    yield Store(pool, MAPPINGS)
+    await pool.close()
