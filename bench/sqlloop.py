@@ -25,10 +25,10 @@ import orjson
 from bench.lifetime import wait_for_stop
 from bench.load import ccpayment_envelopes
 from paysync.db import create_pool, load_queries
+from paysync.state.fold import fold
 from providers import REGISTRY
 from schemas.envelope import Envelope
 from schemas.event import StatusChanged
-from worker.fold import fold
 from worker.store import QUERIES_PATH
 
 if TYPE_CHECKING:

@@ -25,13 +25,13 @@ import orjson
 
 from paysync.db import load_queries, translated_errors
 from paysync.logging import get_logger
+from paysync.state.fold import PaymentState, Policy, fold
 from providers.base import ReturnHint
 from schemas.envelope import Envelope
 from schemas.event import StatusChanged
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
-from worker.fold import PaymentState, Policy, fold
 
 if TYPE_CHECKING:
     from paysync.db import Conn

@@ -20,6 +20,7 @@ import pytest
 
 from paysync.amqp import Broker
 from paysync.db import create_pool
+from paysync.state.fold import Policy, fold
 from providers import MAPPINGS
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source, dump_observations
@@ -28,7 +29,6 @@ from tests.support.amqp import take
 from tests.support.config import RunConfig
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
-from worker.fold import Policy, fold
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from paysync.state.fold import Policy, fold
 from providers import MAPPINGS
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
-from worker.fold import Policy, fold
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 PROVIDERS = sorted(MAPPINGS)
