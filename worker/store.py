@@ -1,21 +1,21 @@
 """Postgres side of the worker: applies one envelope's observations in one transaction.
 
-For each observation, under the payment's row lock (created on first sight): read the set
-of facts already known for the payment, fold the set plus the new observation, record the
-receipt in the inbox with its outcome, and on a status change append a transition and an
-outbox row with the next ``seq``. The row lock serialises concurrent consumers of one
-payment, so no update is lost and ``seq`` has no gaps. The caller acks after commit.
+For each observation: lock the payment's row (created on first sight), load every receipt
+already recorded for it (duplicates included), let the pure ``decide`` say what this
+receipt does, then write exactly that: the receipt in the inbox with its outcome, and when
+the row changed, the row; on a status change a transition and an outbox row with the next
+``seq``. The row lock serialises concurrent consumers of one payment, so no update is lost
+and ``seq`` has no gaps; since the new state is the fold of every receipt, the row does
+not depend on the order receipts arrived in. The caller acks after commit.
 
-Outcomes: ``applied`` (the row changed), ``stale`` (a new fact that changed nothing),
-``anomaly`` (a new fact incompatible with known ones; kept, flagged, never resolved
-silently), ``duplicate`` (a fact already known, received again).
+Outcomes: see ``paysync.state.decision``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +25,8 @@ import orjson
 
 from paysync.db import load_queries, translated_errors
 from paysync.logging import get_logger
-from paysync.state.fold import PaymentState, Policy, fold
+from paysync.state.decision import Decision, ReceiptOutcome, decide
+from paysync.state.fold import PaymentState, Policy
 from providers.base import ReturnHint
 from schemas.envelope import Envelope
 from schemas.event import StatusChanged
@@ -43,8 +44,10 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What one observation did, for the consumer's metrics and logs."""
+
     dedup_key: str
-    outcome: str  # applied | stale | anomaly | duplicate
+    outcome: ReceiptOutcome
     source: str
     transition: tuple[Status | None, Status] | None = None
 
@@ -77,27 +80,41 @@ class Store:
             self._q["lock_payment"], obs.provider, obs.account, obs.merchant_ref
         )
         assert row is not None
-        known = await conn.fetch(self._q["payment_observations"], row["id"])
-        before = _state(row)
-        if any(r["dedup_key"] == obs.dedup_key for r in known):
-            after, outcome = before, "duplicate"
-        else:
-            facts = [Observation.from_json(r["observation"]) for r in known]
-            after = _never_lower(before, fold([*facts, obs], self._policy(obs.provider)))
-            outcome = _outcome(before, after)
-        inbox_id = await self._receipt(conn, row["id"], envelope, obs, outcome)
-        if inbox_id is not None and obs.metadata:
+        receipts = await conn.fetch(self._q["payment_receipts"], row["id"])
+        decision = decide(
+            _state(row),
+            (Observation.from_json(r["observation"]) for r in receipts),
+            obs,
+            self._policy(obs.provider),
+        )
+        inbox_id = await self._receipt(conn, row["id"], envelope, obs, decision.outcome)
+        if inbox_id is None:
+            # This very message was recorded before (a redelivery after a crash).
+            return Outcome(obs.dedup_key, ReceiptOutcome.DUPLICATE, obs.source.value)
+        if obs.metadata:
             await conn.execute(self._q["set_metadata"], row["id"], dict(obs.metadata))
-        if inbox_id is None or after == before:
-            # None: this very message was recorded before (a redelivery after a crash).
-            return Outcome(
-                obs.dedup_key, "duplicate" if inbox_id is None else outcome, obs.source.value
+        await self._write(conn, row, decision, obs, inbox_id)
+        return Outcome(obs.dedup_key, decision.outcome, obs.source.value, decision.transition)
+
+    async def _write(
+        self, conn: Conn, row: asyncpg.Record, decision: Decision, obs: Observation, inbox_id: int
+    ) -> None:
+        """The payment row, its transition and its event, as ``decision`` says."""
+        if decision.regression is not None:
+            kept, folded = decision.regression
+            log.error(
+                "fold_rank_regression",
+                merchant_ref=row["merchant_ref"],
+                from_status=kept.value,
+                to_status=_opt(folded),
             )
-        seq, transition = row["seq"], None
-        if after.status is not None and after.status != before.status:
+        if not decision.changed:
+            return
+        after, seq = decision.after, row["seq"]
+        if decision.transition is not None:
             seq += 1
-            transition = (before.status, after.status)
-            await self._record_transition(conn, row, obs, after, before.status, seq, inbox_id)
+            previous = decision.transition[0]
+            await self._record_transition(conn, row, obs, after, previous, seq, inbox_id)
         await conn.execute(
             self._q["update_payment"],
             row["id"],
@@ -112,7 +129,6 @@ class Store:
             after.anomaly,
             seq,
         )
-        return Outcome(obs.dedup_key, outcome, obs.source.value, transition)
 
     async def apply_hint(self, envelope: Envelope, hint: ReturnHint) -> Outcome:
         """Record a verified return URL and ask for an immediate poll; never folds it.
@@ -133,25 +149,32 @@ class Store:
                     hint.account,
                     hint.provider_ref,
                 )
-            if row is None:
-                return Outcome(hint.dedup_key, "unmatched_hint", Source.RETURN_URL.value)
             obs = Observation(
                 kind=Kind.HINT,
                 source=Source.RETURN_URL,
                 provider=hint.provider,
                 account=hint.account,
-                merchant_ref=hint.merchant_ref or row["merchant_ref"],
+                merchant_ref=hint.merchant_ref or (row["merchant_ref"] if row else ""),
                 dedup_key=hint.dedup_key,
                 observed_at=hint.observed_at,
                 provider_ref=hint.provider_ref,
                 provider_status=hint.provider_status,
             )
-            inbox_id = await self._receipt(conn, row["id"], envelope, obs, "hint")
+            decision = decide(None if row is None else _state(row), (), obs)
+            if row is None:
+                return Outcome(obs.dedup_key, decision.outcome, obs.source.value)
+            inbox_id = await self._receipt(conn, row["id"], envelope, obs, decision.outcome)
             await conn.execute(self._q["check_now"], row["id"])
-        return Outcome(obs.dedup_key, "hint" if inbox_id else "duplicate", obs.source.value)
+        outcome = decision.outcome if inbox_id else ReceiptOutcome.DUPLICATE
+        return Outcome(obs.dedup_key, outcome, obs.source.value)
 
     async def _receipt(
-        self, conn: Conn, payment_id: int, envelope: Envelope, obs: Observation, outcome: str
+        self,
+        conn: Conn,
+        payment_id: int,
+        envelope: Envelope,
+        obs: Observation,
+        outcome: ReceiptOutcome,
     ) -> int | None:
         """Record one receipt in the inbox; None when this very message was recorded before."""
         inbox_id: int | None = await conn.fetchval(
@@ -164,7 +187,7 @@ class Store:
             envelope.received_at,
             envelope.body,
             obs.to_json(),
-            outcome,
+            outcome.value,
         )
         return inbox_id
 
@@ -216,22 +239,6 @@ class Store:
             event.routing_key,
             orjson.dumps(event.to_json()),
         )
-
-
-def _outcome(before: PaymentState, after: PaymentState) -> str:
-    new_anomalies = set((after.anomaly or "").split(",")) - set((before.anomaly or "").split(","))
-    if new_anomalies - {""}:
-        return "anomaly"
-    return "applied" if after != before else "stale"
-
-
-def _never_lower(before: PaymentState, after: PaymentState) -> PaymentState:
-    """The fold is monotone by construction; should a defect ever break that, the stored
-    status still never moves down, and the defect is logged loudly."""
-    if before.status is None or after.status is None or after.status.rank >= before.status.rank:
-        return after
-    log.error("fold_rank_regression", from_status=before.status.value, to_status=after.status.value)
-    return replace(after, status=before.status)
 
 
 def _state(row: asyncpg.Record) -> PaymentState:
