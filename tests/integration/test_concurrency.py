@@ -1,6 +1,7 @@
-"""Four consumers, 500 payments, observations shuffled and duplicated, on real RabbitMQ and
-Postgres: afterwards every payment row is the fold of its set, every payment's seq runs
-1..n without gaps, and its events, ordered by seq, replay its transitions exactly."""
+"""Four consumers, 500 payments, observations shuffled and reported again by other sources
+at other times, on real RabbitMQ and Postgres: afterwards every payment row is the fold of
+the set of its reports, every payment's seq runs 1..n without gaps, and its events,
+ordered by seq, replay its transitions exactly."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -73,23 +75,36 @@ def observations_of(rng: random.Random, provider: str, ref: str) -> list[Observa
     return made
 
 
-def envelopes(rng: random.Random, facts: dict[Key, list[Observation]]) -> list[Envelope]:
-    """One envelope per observation, a third of them sent two or three times, shuffled."""
+def reports_of(rng: random.Random, observations: list[Observation]) -> list[Observation]:
+    """Every observation, a third of them reported two or three times: each further report
+    from another source at another time (up to four hours earlier or later: a callback
+    received late, a poll at the provider's own time), so reports straddle the deadline."""
+    made = []
+    for obs in observations:
+        made.append(obs)
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            shift = timedelta(minutes=rng.choice([-1, 1]) * rng.randint(1, 240))
+            source = rng.choice([s for s in Source if s is not obs.source])
+            made.append(replace(obs, observed_at=obs.observed_at + shift, source=source))
+    return made
+
+
+def envelopes(rng: random.Random, reports: dict[Key, list[Observation]]) -> list[Envelope]:
+    """One envelope per report, received when observed, shuffled."""
     out = []
-    for (provider, _account, _ref), observations in facts.items():
+    for (provider, _account, _ref), observations in reports.items():
         for obs in observations:
-            for _ in range(rng.choice([1, 1, 2, 3])):
-                out.append(
-                    Envelope(
-                        message_id=str(uuid.uuid4()),
-                        kind=EnvelopeKind.OBSERVATIONS,
-                        provider=provider,
-                        account="acct",
-                        received_at=obs.observed_at,
-                        body=dump_observations([obs]),
-                        content_type="application/json",
-                    )
+            out.append(
+                Envelope(
+                    message_id=str(uuid.uuid4()),
+                    kind=EnvelopeKind.OBSERVATIONS,
+                    provider=provider,
+                    account="acct",
+                    received_at=obs.observed_at,
+                    body=dump_observations([obs]),
+                    content_type="application/json",
                 )
+            )
     rng.shuffle(out)
     return out
 
@@ -111,11 +126,12 @@ async def test_four_consumers_fold_shuffled_duplicated_observations_exactly(
     config: RunConfig, names: BrokerNames, pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:
     rng = random.Random(20261121)
-    facts: dict[Key, list[Observation]] = {}
+    reports: dict[Key, list[Observation]] = {}
     for n in range(PAYMENTS):
         provider = sorted(MAPPINGS)[n % len(MAPPINGS)]
-        facts[(provider, "acct", f"order-{n}")] = observations_of(rng, provider, f"order-{n}")
-    batch = envelopes(rng, facts)
+        facts = observations_of(rng, provider, f"order-{n}")
+        reports[(provider, "acct", f"order-{n}")] = reports_of(rng, facts)
+    batch = envelopes(rng, reports)
     events_queue = await names.bind_events_queue()
 
     async with worker(config.settings, pool, consumers=CONSUMERS) as broker:
@@ -136,18 +152,19 @@ async def test_four_consumers_fold_shuffled_duplicated_observations_exactly(
 
     outbox_count = await db.fetchval("SELECT count(*) FROM outbox")
     delivered = await take(events_queue, outbox_count, timeout=30)
-    await _check_rows(db, facts)
+    await _check_rows(db, reports)
     transitions = await _check_seq(db)
     _check_events(delivered, transitions)
 
 
-async def _check_rows(db: asyncpg.Connection, facts: dict[Key, list[Observation]]) -> None:
+async def _check_rows(db: asyncpg.Connection, reports: dict[Key, list[Observation]]) -> None:
+    """Every row is the fold of the set of its reports, whatever order they came in."""
     rows = {
         (r["provider"], r["account"], r["merchant_ref"]): r
         for r in await db.fetch("SELECT * FROM payments")
     }
     assert len(rows) == PAYMENTS
-    for key, observations in facts.items():
+    for key, observations in reports.items():
         expected = fold(observations, Policy(failure_is_final=MAPPINGS[key[0]].failure_is_final))
         row = rows[key]
         got = (
