@@ -5,8 +5,8 @@
 INSERT INTO payments (provider, account, merchant_ref)
 VALUES ($1, $2, $3)
 ON CONFLICT (provider, account, merchant_ref) DO UPDATE SET updated_at = payments.updated_at
-RETURNING id, status, provider_ref, amount, currency, expires_at, amount_paid, amount_refunded,
-          late, anomaly, seq, metadata, merchant_ref
+RETURNING id, provider, account, merchant_ref, status, provider_ref, amount, currency,
+          expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata
 
 -- name: payment_receipts
 -- The set the payment's state is the fold of: every receipt of every fact, duplicates
@@ -16,8 +16,9 @@ WHERE payment_id = $1 AND outcome <> 'hint'
 
 -- name: lock_payment_by_provider_ref
 -- A return URL that names only the provider's order id: the payment, if paysync knows it.
-SELECT id, status, provider_ref, amount, currency, expires_at, amount_paid, amount_refunded,
-       late, anomaly, seq, metadata, merchant_ref FROM payments
+SELECT id, provider, account, merchant_ref, status, provider_ref, amount, currency,
+       expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata
+FROM payments
 WHERE provider = $1 AND account = $2 AND provider_ref = $3
 ORDER BY id
 LIMIT 1

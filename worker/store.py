@@ -2,44 +2,41 @@
 
 For each observation: lock the payment's row (created on first sight), load every receipt
 already recorded for it (duplicates included), let the pure ``decide`` say what this
-receipt does, then write exactly that: the receipt in the inbox with its outcome, and when
-the row changed, the row; on a status change a transition and an outbox row with the next
-``seq``. The row lock serialises concurrent consumers of one payment, so no update is lost
-and ``seq`` has no gaps; since the new state is the fold of every receipt, the row does
-not depend on the order receipts arrived in. The caller acks after commit.
+receipt does, then write exactly that: the receipt in the inbox with its outcome, and
+(``worker/ledger.py``) when the row changed, the row; on a status change a transition and
+a status_changed event, on a new anomaly while the status stays a flagged event, each
+event with the next ``seq`` in the outbox. The row lock serialises concurrent consumers
+of one payment, so no update is lost and ``seq`` has no gaps; since the new state is the
+fold of every receipt, the row does not depend on the order receipts arrived in. The
+caller acks after commit.
 
 Outcomes: see ``paysync.state.decision``.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
-import orjson
 
 from paysync.db import load_queries, translated_errors
-from paysync.logging import get_logger
-from paysync.state.decision import Decision, ReceiptOutcome, decide
+from paysync.state.decision import ReceiptOutcome, decide
 from paysync.state.fold import PaymentState, Policy
 from providers.base import ReturnHint
 from schemas.envelope import Envelope
-from schemas.event import StatusChanged
+from schemas.event import EventType
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
+from worker.ledger import write_decision
 
 if TYPE_CHECKING:
     from paysync.db import Conn
 
 QUERIES_PATH = Path(__file__).with_name("queries.sql")
-
-log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +47,7 @@ class Outcome:
     outcome: ReceiptOutcome
     source: str
     transition: tuple[Status | None, Status] | None = None
+    event: EventType | None = None
 
 
 class Store:
@@ -71,7 +69,7 @@ class Store:
         ordered = sorted(observations, key=lambda o: (o.merchant_ref, o.dedup_key))
         async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
             outcomes = [await self._apply_one(conn, envelope, obs) for obs in ordered]
-            if any(o.transition for o in outcomes):
+            if any(o.event for o in outcomes):
                 await conn.execute(self._q["notify_outbox"])
         return outcomes
 
@@ -93,41 +91,18 @@ class Store:
             return Outcome(obs.dedup_key, ReceiptOutcome.DUPLICATE, obs.source.value)
         if obs.metadata:
             await conn.execute(self._q["set_metadata"], row["id"], dict(obs.metadata))
-        await self._write(conn, row, decision, obs, inbox_id)
-        return Outcome(obs.dedup_key, decision.outcome, obs.source.value, decision.transition)
-
-    async def _write(
-        self, conn: Conn, row: asyncpg.Record, decision: Decision, obs: Observation, inbox_id: int
-    ) -> None:
-        """The payment row, its transition and its event, as ``decision`` says."""
-        if decision.regression is not None:
-            kept, folded = decision.regression
-            log.error(
-                "fold_rank_regression",
-                merchant_ref=row["merchant_ref"],
-                from_status=kept.value,
-                to_status=_opt(folded),
-            )
-        if not decision.changed:
-            return
-        after, seq = decision.after, row["seq"]
-        if decision.transition is not None:
-            seq += 1
-            previous = decision.transition[0]
-            await self._record_transition(conn, row, obs, after, previous, seq, inbox_id)
-        await conn.execute(
-            self._q["update_payment"],
-            row["id"],
-            _opt(after.status),
-            after.provider_ref,
-            after.amount,
-            after.currency,
-            after.expires_at,
-            after.amount_paid,
-            after.amount_refunded,
-            after.late,
-            after.anomaly,
-            seq,
+        event = await write_decision(
+            conn,
+            self._q,
+            row,
+            decision,
+            source=obs.source.value,
+            inbox_id=inbox_id,
+            # As set_metadata leaves it: the first registration's metadata stays.
+            metadata=row["metadata"] or dict(obs.metadata or {}),
+        )
+        return Outcome(
+            obs.dedup_key, decision.outcome, obs.source.value, decision.transition, event
         )
 
     async def apply_hint(self, envelope: Envelope, hint: ReturnHint) -> Outcome:
@@ -194,52 +169,6 @@ class Store:
     def _policy(self, provider: str) -> Policy:
         return self._policies.get(provider, Policy())
 
-    async def _record_transition(
-        self,
-        conn: Conn,
-        row: asyncpg.Record,
-        obs: Observation,
-        after: PaymentState,
-        previous: Status | None,
-        seq: int,
-        inbox_id: int,
-    ) -> None:
-        assert after.status is not None
-        await conn.execute(
-            self._q["insert_transition"],
-            row["id"],
-            seq,
-            _opt(previous),
-            after.status.value,
-            obs.source.value,
-            inbox_id,
-        )
-        event = StatusChanged(
-            event_id=str(uuid.uuid4()),
-            occurred_at=datetime.now(UTC),
-            source=obs.source.value,
-            provider=obs.provider,
-            account=obs.account,
-            merchant_ref=obs.merchant_ref,
-            provider_ref=after.provider_ref,
-            status=after.status,
-            previous_status=previous,
-            amount=after.amount,
-            amount_paid=after.amount_paid,
-            currency=after.currency,
-            late=after.late,
-            seq=seq,
-            metadata=row["metadata"] or {},
-        )
-        await conn.execute(
-            self._q["insert_outbox"],
-            uuid.UUID(event.event_id),
-            row["id"],
-            seq,
-            event.routing_key,
-            orjson.dumps(event.to_json()),
-        )
-
 
 def _state(row: asyncpg.Record) -> PaymentState:
     return PaymentState(
@@ -253,7 +182,3 @@ def _state(row: asyncpg.Record) -> PaymentState:
         late=row["late"],
         anomaly=row["anomaly"],
     )
-
-
-def _opt(status: Status | None) -> str | None:
-    return None if status is None else status.value

@@ -14,6 +14,9 @@ Outcomes (the inbox's ``outcome`` column, and the worker's metrics):
 - ``hint``: a verified return URL; never folded, it asks for a poll;
 - ``unmatched_hint``: a hint about a payment paysync does not know; dropped.
 
+Events: a status change emits ``payment.status_changed``; an anomaly that is new while
+the status stays emits ``payment.flagged`` (``Decision.event``). No change, no event.
+
 ``refold`` is the same decision for a stored row against its own receipts (rows written
 before the store folded every receipt).
 """
@@ -25,6 +28,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from paysync.state.fold import DEFAULT_POLICY, PaymentState, Policy, fold
+from schemas.event import EventType
 from schemas.observation import Kind, Observation
 from schemas.status import Status
 
@@ -58,6 +62,16 @@ class Decision:
     def changed(self) -> bool:
         """Whether the payment row must be written."""
         return self.outcome in (ReceiptOutcome.APPLIED, ReceiptOutcome.ANOMALY)
+
+    @property
+    def event(self) -> EventType | None:
+        """The event to emit: a status change; else a new anomaly while the status stays.
+        A payment without a status has had no event yet: its first one carries them."""
+        if self.transition is not None:
+            return EventType.STATUS_CHANGED
+        if self.new_anomalies and self.after.status is not None:
+            return EventType.FLAGGED
+        return None
 
 
 def decide(

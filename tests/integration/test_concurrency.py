@@ -29,6 +29,7 @@ from schemas.observation import Kind, Observation, Source, dump_observations
 from tests.integration.test_worker import publish, worker
 from tests.support.amqp import take
 from tests.support.config import RunConfig
+from tests.support.event_schemas import validate_event
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 
@@ -191,6 +192,21 @@ async def _check_rows(db: asyncpg.Connection, reports: dict[Key, list[Observatio
 
 
 async def _check_seq(db: asyncpg.Connection) -> dict[str, list[tuple[str | None, str]]]:
+    """Each payment's events (status changes and flags) count 1..n without gaps, its
+    transitions chain status to status, each at the seq of its status_changed event."""
+    events = await db.fetch(
+        "SELECT p.merchant_ref, p.seq AS last, o.seq, o.routing_key"
+        " FROM outbox o JOIN payments p ON p.id = o.payment_id ORDER BY p.id, o.seq"
+    )
+    event_seqs: dict[str, list[int]] = defaultdict(list)
+    status_seqs: dict[str, list[int]] = defaultdict(list)
+    for row in events:
+        event_seqs[row["merchant_ref"]].append(row["seq"])
+        if row["routing_key"] != "payment.flagged":
+            status_seqs[row["merchant_ref"]].append(row["seq"])
+        assert row["last"] >= row["seq"]
+    for ref, seqs in event_seqs.items():
+        assert seqs == list(range(1, len(seqs) + 1)), ref
     rows = await db.fetch(
         "SELECT p.merchant_ref, p.seq AS last, t.seq, t.from_status, t.to_status"
         " FROM transitions t JOIN payments p ON p.id = t.payment_id ORDER BY p.id, t.seq"
@@ -199,8 +215,8 @@ async def _check_seq(db: asyncpg.Connection) -> dict[str, list[tuple[str | None,
     for row in rows:
         by_payment[row["merchant_ref"]].append(row)
     for ref, seq_rows in by_payment.items():
-        assert [r["seq"] for r in seq_rows] == list(range(1, len(seq_rows) + 1)), ref
-        assert seq_rows[-1]["last"] == len(seq_rows), ref
+        assert [r["seq"] for r in seq_rows] == status_seqs[ref], ref
+        assert seq_rows[-1]["last"] == len(event_seqs[ref]), ref
         for before, after in itertools.pairwise(seq_rows):
             assert after["from_status"] == before["to_status"], ref
     return {
@@ -213,15 +229,30 @@ def _check_events(
     delivered: list[aio_pika.abc.AbstractIncomingMessage],
     transitions: dict[str, list[tuple[str | None, str]]],
 ) -> None:
+    """Delivered in seq order per payment; the status changes replay the transitions; a
+    flag keeps the status and names an anomaly; every event is valid by its schema."""
     seen: dict[str, list[tuple[int, str | None, str]]] = defaultdict(list)
     ids = set()
+    flags = 0
     for message in delivered:
         event = orjson.loads(message.body)
+        validate_event(event)
         ids.add(event["event_id"])
         p = event["payment"]
-        seen[p["merchant_ref"]].append((p["seq"], p["previous_status"], p["status"]))
+        if event["type"] == "payment.flagged":
+            flags += 1
+            assert message.routing_key == "payment.flagged"
+            assert p["previous_status"] == p["status"]
+            assert p["anomaly"]
+            seen[p["merchant_ref"]].append((p["seq"], None, "flag"))
+        else:
+            assert message.routing_key == f"payment.{p['status']}"
+            seen[p["merchant_ref"]].append((p["seq"], p["previous_status"], p["status"]))
     assert len(ids) == len(delivered)
     assert set(seen) == set(transitions)
     for ref, events in seen.items():
-        assert [e[0] for e in events] == sorted(e[0] for e in events), f"{ref} out of order"
-        assert [(e[1], e[2]) for e in events] == transitions[ref], ref
+        assert [e[0] for e in events] == list(range(1, len(events) + 1)), f"{ref} out of order"
+        changes = [(e[1], e[2]) for e in events if e[2] != "flag"]
+        assert changes == transitions[ref], ref
+    # The run holds both kinds (a flag: an anomaly while the status stays).
+    assert 0 < flags < len(delivered)
