@@ -24,6 +24,17 @@ ORDER BY id
 LIMIT 1
 FOR UPDATE
 
+-- name: lock_payment_by_id
+-- A refold: the stored row, locked as a receipt would lock it.
+SELECT id, provider, account, merchant_ref, status, provider_ref, amount, currency,
+       expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata
+FROM payments
+WHERE id = $1
+FOR UPDATE
+
+-- name: payment_ids_after
+SELECT id FROM payments WHERE id > $1 ORDER BY id LIMIT $2
+
 -- name: check_now
 -- A hint: the reconciler polls this payment at its next round.
 UPDATE payments SET next_check_at = now() WHERE id = $1

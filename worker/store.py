@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from paysync.db import load_queries, translated_errors
-from paysync.state.decision import ReceiptOutcome, decide
+from paysync.state.decision import ReceiptOutcome, decide, refold
 from paysync.state.fold import PaymentState, Policy
 from providers.base import ReturnHint
 from schemas.envelope import Envelope
@@ -48,6 +48,22 @@ class Outcome:
     source: str
     transition: tuple[Status | None, Status] | None = None
     event: EventType | None = None
+
+
+# The source of what a refold writes (transitions, events): an operator's re-derivation
+# from receipts already stored, not a new observation.
+REFOLD = "refold"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refolded:
+    """A stored row that was not the fold of its receipts, and what the fold makes it."""
+
+    payment_id: int
+    payment: str  # provider/account/merchant_ref
+    before: PaymentState
+    after: PaymentState
+    event: EventType | None
 
 
 class Store:
@@ -85,7 +101,7 @@ class Store:
             obs,
             self._policy(obs.provider),
         )
-        inbox_id = await self._receipt(conn, row["id"], envelope, obs, decision.outcome)
+        inbox_id = await record_receipt(conn, self._q, row["id"], envelope, obs, decision.outcome)
         if inbox_id is None:
             # This very message was recorded before (a redelivery after a crash).
             return Outcome(obs.dedup_key, ReceiptOutcome.DUPLICATE, obs.source.value)
@@ -138,36 +154,78 @@ class Store:
             decision = decide(None if row is None else _state(row), (), obs)
             if row is None:
                 return Outcome(obs.dedup_key, decision.outcome, obs.source.value)
-            inbox_id = await self._receipt(conn, row["id"], envelope, obs, decision.outcome)
+            inbox_id = await record_receipt(
+                conn, self._q, row["id"], envelope, obs, decision.outcome
+            )
             await conn.execute(self._q["check_now"], row["id"])
         outcome = decision.outcome if inbox_id else ReceiptOutcome.DUPLICATE
         return Outcome(obs.dedup_key, outcome, obs.source.value)
 
-    async def _receipt(
-        self,
-        conn: Conn,
-        payment_id: int,
-        envelope: Envelope,
-        obs: Observation,
-        outcome: ReceiptOutcome,
-    ) -> int | None:
-        """Record one receipt in the inbox; None when this very message was recorded before."""
-        inbox_id: int | None = await conn.fetchval(
-            self._q["insert_inbox"],
-            obs.dedup_key,
-            payment_id,
-            envelope.message_id,
-            obs.source.value,
-            obs.kind.value,
-            envelope.received_at,
-            envelope.body,
-            obs.to_json(),
-            outcome.value,
+    async def refold_payment(self, payment_id: int, *, dry_run: bool) -> Refolded | None:
+        """Make one stored row the fold of its receipts again (rows written before the
+        store folded every receipt): one transaction under the row lock, writing as any
+        receipt would (a status change appends a transition and an event, a new anomaly a
+        flagged event), with source ``refold``. None when the row already is the fold."""
+        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(self._q["lock_payment_by_id"], payment_id)
+            if row is None:
+                return None
+            receipts = await conn.fetch(self._q["payment_receipts"], payment_id)
+            before = _state(row)
+            decision = refold(
+                before,
+                (Observation.from_json(r["observation"]) for r in receipts),
+                self._policy(row["provider"]),
+            )
+            if not decision.changed:
+                return None
+            if not dry_run:
+                metadata = row["metadata"] or {}
+                await write_decision(
+                    conn, self._q, row, decision, source=REFOLD, inbox_id=None, metadata=metadata
+                )
+                if decision.event is not None:
+                    await conn.execute(self._q["notify_outbox"])
+        return Refolded(
+            payment_id=payment_id,
+            payment=f"{row['provider']}/{row['account']}/{row['merchant_ref']}",
+            before=before,
+            after=decision.after,
+            event=decision.event,
         )
-        return inbox_id
+
+    async def payment_ids_after(self, after_id: int, limit: int) -> list[int]:
+        """Payment ids in order, from after ``after_id`` (keyset pages for a refold)."""
+        async with translated_errors(), self._pool.acquire() as conn:
+            rows = await conn.fetch(self._q["payment_ids_after"], after_id, limit)
+        return [r["id"] for r in rows]
 
     def _policy(self, provider: str) -> Policy:
         return self._policies.get(provider, Policy())
+
+
+async def record_receipt(
+    conn: Conn,
+    queries: Mapping[str, str],
+    payment_id: int,
+    envelope: Envelope,
+    obs: Observation,
+    outcome: ReceiptOutcome,
+) -> int | None:
+    """Record one receipt in the inbox; None when this very message was recorded before."""
+    inbox_id: int | None = await conn.fetchval(
+        queries["insert_inbox"],
+        obs.dedup_key,
+        payment_id,
+        envelope.message_id,
+        obs.source.value,
+        obs.kind.value,
+        envelope.received_at,
+        envelope.body,
+        obs.to_json(),
+        outcome.value,
+    )
+    return inbox_id
 
 
 def _state(row: asyncpg.Record) -> PaymentState:

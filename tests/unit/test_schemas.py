@@ -27,6 +27,7 @@ from schemas.envelope import (
     EnvelopeKind,
 )
 from schemas.event import EventType, PaymentEvent, format_time
+from schemas.observation import Source
 from schemas.status import Status, higher
 from tests.support.event_schemas import SCHEMA_DIR, VALIDATORS, validate_event, validator
 
@@ -85,7 +86,8 @@ def test_event_with_nulls_validates_against_schema() -> None:
 
 
 @pytest.mark.parametrize("status", list(Status))
-@pytest.mark.parametrize("source", ["callback", "return_url", "reconciler", "clock"])
+# Every observation source, and the operator's refold.
+@pytest.mark.parametrize("source", [*(s.value for s in Source), "refold"])
 def test_every_status_and_source_validates(status: Status, source: str) -> None:
     EVENT_VALIDATOR.validate(event(status=status, source=source).to_json())
 
