@@ -25,10 +25,11 @@ import orjson
 from bench.lifetime import wait_for_stop
 from bench.load import ccpayment_envelopes
 from paysync.db import create_pool, load_queries
+from paysync.state.decision import decide
+from paysync.state.fold import PaymentState
 from providers import REGISTRY
 from schemas.envelope import Envelope
-from schemas.event import StatusChanged
-from worker.fold import fold
+from worker.ledger import event_of
 from worker.store import QUERIES_PATH
 
 if TYPE_CHECKING:
@@ -60,24 +61,16 @@ def prepare(count: int) -> list[Write]:
 
 
 def _write(envelope: Envelope) -> Write:
-    now = envelope.received_at
     (obs,) = REGISTRY[envelope.provider].parse_callback(envelope)
-    state = fold([obs])
+    decision = decide(PaymentState(), [], obs)
+    state = decision.after
     assert state.status is not None
-    event = StatusChanged(
-        event_id=str(uuid.uuid4()),
-        occurred_at=now,
-        source=obs.source.value,
+    event = event_of(
+        decision,
         provider=obs.provider,
         account=obs.account,
         merchant_ref=obs.merchant_ref,
-        provider_ref=state.provider_ref,
-        status=state.status,
-        previous_status=None,
-        amount=state.amount,
-        amount_paid=state.amount_paid,
-        currency=state.currency,
-        late=state.late,
+        source=obs.source.value,
         seq=1,
         metadata={},
     )

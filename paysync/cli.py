@@ -7,6 +7,7 @@ paysync demo               all roles, plus a simulated provider and an event wat
 paysync simulate PROVIDER  send a provider's signed callbacks to a running ingest
 paysync events watch       print events from paysync.events as they arrive
 paysync payment show       print a payment's state and timeline (or its JSON)
+paysync payment refold     make stored payment rows the fold of their receipts again
 paysync dead list | replay inspect paysync.dead; replay dead letters onto paysync.inbound
 paysync config check       validate the configuration and print it (secrets by reference)
 """
@@ -91,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("account", metavar="ACCOUNT")
     show.add_argument("merchant_ref", metavar="MERCHANT_REF")
     show.add_argument("--json", action="store_true", help="print the JSON of the /v1 API")
+    refold = pay_sub.add_parser(
+        "refold", help="rewrite stored rows that differ from the fold of their receipts"
+    )
+    refold.add_argument("--dry-run", action="store_true", help="report only: write nothing")
+    refold.add_argument("--json", action="store_true", help="print one JSON document")
 
     _add_dead(sub)
 
@@ -173,6 +179,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await commands.simulate(settings, args)
         case "events":
             return await commands.watch_events(settings, args.binding, args.count, args.timeout)
+        case "payment" if args.action == "refold":
+            return await commands.refold_payments(settings, dry_run=args.dry_run, as_json=args.json)
         case "payment":
             return await commands.show_payment(
                 settings, args.provider, args.account, args.merchant_ref, as_json=args.json

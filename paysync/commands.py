@@ -25,11 +25,14 @@ from paysync.migrate import apply_migrations, discover, ensure_database
 from paysync.runner import broker_of, connection_name, run_roles, topology_of
 from paysync.settings import ProviderAccount, Secret, Settings
 from paysync.timeline import render_text
+from providers import MAPPINGS
 from providers.base import ProviderAdapter
 from reconciler.console import print_json, print_table, tracking
 from reconciler.job import Filters, parse_duration, run_job
 from simulator.sender import send_lifecycles
 from worker import dead
+from worker.refold import print_report, refold_all
+from worker.store import Store
 
 log = get_logger(__name__)
 
@@ -211,6 +214,21 @@ async def show_payment(
         print(orjson.dumps(timeline, option=orjson.OPT_INDENT_2).decode())
     else:
         print(render_text(timeline))
+    return 0
+
+
+async def refold_payments(settings: Settings, *, dry_run: bool, as_json: bool) -> int:
+    """Rewrite (or with ``dry_run`` only report) the stored rows that differ from the
+    fold of their receipts; 1 when the database failed (rows done so far stay done)."""
+    pool = await create_pool(settings.database_url, max_size=1)
+    try:
+        report = await refold_all(Store(pool, MAPPINGS), dry_run=dry_run)
+    except DatabaseUnavailable as exc:
+        print(f"paysync: database unavailable: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await pool.close()
+    print_report(report, as_json=as_json)
     return 0
 
 

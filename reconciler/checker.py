@@ -35,13 +35,13 @@ from paysync.errors import (
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.settings import Settings
+from paysync.state.fold import fold
 from providers.base import PaymentRef, Poll, ProviderAdapter, StatusClient
 from reconciler.http import AccountHttp
 from reconciler.schedule import SETTLED, Ladder, deadline_passed
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source, dump_observations
 from schemas.status import Status
-from worker.fold import fold
 
 log = get_logger(__name__)
 

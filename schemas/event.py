@@ -1,7 +1,18 @@
-"""The downstream event: the body of every message on ``paysync.events`` (design §3).
+"""The downstream events: the body of every message on ``paysync.events`` (design §3).
 
-``schemas/json/payment-status-changed.schema.json`` is the same contract for consumers.
-Money is a decimal string, never a float; times are UTC with milliseconds and ``Z``.
+Two types share one body shape (``payment`` is the payment as paysync holds it after the
+event; ``payment.seq`` counts the payment's events of both types, 1, 2, 3...):
+
+- ``payment.status_changed``, routing key ``payment.<status>``: the status changed;
+- ``payment.flagged``, routing key ``payment.flagged``: the payment gained an anomaly (its
+  ``payment.anomaly`` list names them all) while its status stayed; ``previous_status``
+  then equals ``status``. A status change that brings an anomaly is one status_changed
+  event, carrying it.
+
+``schemas/json/payment-status-changed.schema.json`` and ``payment-flagged.schema.json``
+are the same contracts for consumers. Money is a decimal string, never a float; times
+are UTC with milliseconds and ``Z``. Both types are schema_version 1: ``anomaly`` and the
+flagged type were added without changing the meaning of any field.
 """
 
 from __future__ import annotations
@@ -10,16 +21,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from schemas.status import Status
 
-EVENT_TYPE = "payment.status_changed"
 SCHEMA_VERSION = 1
+FLAGGED_ROUTING_KEY = "payment.flagged"
+
+
+class EventType(StrEnum):
+    STATUS_CHANGED = "payment.status_changed"
+    FLAGGED = "payment.flagged"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StatusChanged:
+class PaymentEvent:
+    type: EventType
     event_id: str
     occurred_at: datetime
     source: str
@@ -33,17 +51,21 @@ class StatusChanged:
     amount_paid: Decimal
     currency: str | None
     late: bool
+    # Every anomaly the payment has (sorted; empty when none).
+    anomaly: tuple[str, ...]
     seq: int
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def routing_key(self) -> str:
+        if self.type is EventType.FLAGGED:
+            return FLAGGED_ROUTING_KEY
         return f"payment.{self.status.value}"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "event_id": self.event_id,
-            "type": EVENT_TYPE,
+            "type": self.type.value,
             "schema_version": SCHEMA_VERSION,
             "occurred_at": format_time(self.occurred_at),
             "source": self.source,
@@ -58,6 +80,7 @@ class StatusChanged:
                 "amount_paid": format_money(self.amount_paid),
                 "currency": self.currency,
                 "late": self.late,
+                "anomaly": list(self.anomaly),
                 "seq": self.seq,
                 "metadata": dict(self.metadata),
             },

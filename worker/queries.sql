@@ -5,21 +5,35 @@
 INSERT INTO payments (provider, account, merchant_ref)
 VALUES ($1, $2, $3)
 ON CONFLICT (provider, account, merchant_ref) DO UPDATE SET updated_at = payments.updated_at
-RETURNING id, status, provider_ref, amount, currency, expires_at, amount_paid, amount_refunded,
-          late, anomaly, seq, metadata
+RETURNING id, provider, account, merchant_ref, status, provider_ref, amount, currency,
+          expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata
 
--- name: payment_observations
--- The set the payment's state is the fold of: one row per fact (first receipt).
+-- name: payment_receipts
+-- The set the payment's state is the fold of: every receipt of every fact, duplicates
+-- included (a later report of a fact may carry an earlier time). Hints are never folded.
 SELECT dedup_key, observation FROM inbox
-WHERE payment_id = $1 AND outcome NOT IN ('duplicate', 'hint')
+WHERE payment_id = $1 AND outcome <> 'hint'
 
 -- name: lock_payment_by_provider_ref
 -- A return URL that names only the provider's order id: the payment, if paysync knows it.
-SELECT id, merchant_ref FROM payments
+SELECT id, provider, account, merchant_ref, status, provider_ref, amount, currency,
+       expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata
+FROM payments
 WHERE provider = $1 AND account = $2 AND provider_ref = $3
 ORDER BY id
 LIMIT 1
 FOR UPDATE
+
+-- name: lock_payment_by_id
+-- A refold: the stored row, locked as a receipt would lock it.
+SELECT id, provider, account, merchant_ref, status, provider_ref, amount, currency,
+       expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata
+FROM payments
+WHERE id = $1
+FOR UPDATE
+
+-- name: payment_ids_after
+SELECT id FROM payments WHERE id > $1 ORDER BY id LIMIT $2
 
 -- name: check_now
 -- A hint: the reconciler polls this payment at its next round.

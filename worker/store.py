@@ -1,52 +1,69 @@
 """Postgres side of the worker: applies one envelope's observations in one transaction.
 
-For each observation, under the payment's row lock (created on first sight): read the set
-of facts already known for the payment, fold the set plus the new observation, record the
-receipt in the inbox with its outcome, and on a status change append a transition and an
-outbox row with the next ``seq``. The row lock serialises concurrent consumers of one
-payment, so no update is lost and ``seq`` has no gaps. The caller acks after commit.
+For each observation: lock the payment's row (created on first sight), load every receipt
+already recorded for it (duplicates included), let the pure ``decide`` say what this
+receipt does, then write exactly that: the receipt in the inbox with its outcome, and
+(``worker/ledger.py``) when the row changed, the row; on a status change a transition and
+a status_changed event, on a new anomaly while the status stays a flagged event, each
+event with the next ``seq`` in the outbox. The row lock serialises concurrent consumers
+of one payment, so no update is lost and ``seq`` has no gaps; since the new state is the
+fold of every receipt, the row does not depend on the order receipts arrived in. The
+caller acks after commit.
 
-Outcomes: ``applied`` (the row changed), ``stale`` (a new fact that changed nothing),
-``anomaly`` (a new fact incompatible with known ones; kept, flagged, never resolved
-silently), ``duplicate`` (a fact already known, received again).
+Outcomes: see ``paysync.state.decision``.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
-import orjson
 
 from paysync.db import load_queries, translated_errors
-from paysync.logging import get_logger
+from paysync.state.decision import ReceiptOutcome, decide, refold
+from paysync.state.fold import PaymentState, Policy
 from providers.base import ReturnHint
 from schemas.envelope import Envelope
-from schemas.event import StatusChanged
+from schemas.event import EventType
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
-from worker.fold import PaymentState, Policy, fold
+from worker.ledger import write_decision
 
 if TYPE_CHECKING:
     from paysync.db import Conn
 
 QUERIES_PATH = Path(__file__).with_name("queries.sql")
 
-log = get_logger(__name__)
-
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What one observation did, for the consumer's metrics and logs."""
+
     dedup_key: str
-    outcome: str  # applied | stale | anomaly | duplicate
+    outcome: ReceiptOutcome
     source: str
     transition: tuple[Status | None, Status] | None = None
+    event: EventType | None = None
+
+
+# The source of what a refold writes (transitions, events): an operator's re-derivation
+# from receipts already stored, not a new observation.
+REFOLD = "refold"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refolded:
+    """A stored row that was not the fold of its receipts, and what the fold makes it."""
+
+    payment_id: int
+    payment: str  # provider/account/merchant_ref
+    before: PaymentState
+    after: PaymentState
+    event: EventType | None
 
 
 class Store:
@@ -68,7 +85,7 @@ class Store:
         ordered = sorted(observations, key=lambda o: (o.merchant_ref, o.dedup_key))
         async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
             outcomes = [await self._apply_one(conn, envelope, obs) for obs in ordered]
-            if any(o.transition for o in outcomes):
+            if any(o.event for o in outcomes):
                 await conn.execute(self._q["notify_outbox"])
         return outcomes
 
@@ -77,42 +94,32 @@ class Store:
             self._q["lock_payment"], obs.provider, obs.account, obs.merchant_ref
         )
         assert row is not None
-        known = await conn.fetch(self._q["payment_observations"], row["id"])
-        before = _state(row)
-        if any(r["dedup_key"] == obs.dedup_key for r in known):
-            after, outcome = before, "duplicate"
-        else:
-            facts = [Observation.from_json(r["observation"]) for r in known]
-            after = _never_lower(before, fold([*facts, obs], self._policy(obs.provider)))
-            outcome = _outcome(before, after)
-        inbox_id = await self._receipt(conn, row["id"], envelope, obs, outcome)
-        if inbox_id is not None and obs.metadata:
-            await conn.execute(self._q["set_metadata"], row["id"], dict(obs.metadata))
-        if inbox_id is None or after == before:
-            # None: this very message was recorded before (a redelivery after a crash).
-            return Outcome(
-                obs.dedup_key, "duplicate" if inbox_id is None else outcome, obs.source.value
-            )
-        seq, transition = row["seq"], None
-        if after.status is not None and after.status != before.status:
-            seq += 1
-            transition = (before.status, after.status)
-            await self._record_transition(conn, row, obs, after, before.status, seq, inbox_id)
-        await conn.execute(
-            self._q["update_payment"],
-            row["id"],
-            _opt(after.status),
-            after.provider_ref,
-            after.amount,
-            after.currency,
-            after.expires_at,
-            after.amount_paid,
-            after.amount_refunded,
-            after.late,
-            after.anomaly,
-            seq,
+        receipts = await conn.fetch(self._q["payment_receipts"], row["id"])
+        decision = decide(
+            _state(row),
+            (Observation.from_json(r["observation"]) for r in receipts),
+            obs,
+            self._policy(obs.provider),
         )
-        return Outcome(obs.dedup_key, outcome, obs.source.value, transition)
+        inbox_id = await record_receipt(conn, self._q, row["id"], envelope, obs, decision.outcome)
+        if inbox_id is None:
+            # This very message was recorded before (a redelivery after a crash).
+            return Outcome(obs.dedup_key, ReceiptOutcome.DUPLICATE, obs.source.value)
+        if obs.metadata:
+            await conn.execute(self._q["set_metadata"], row["id"], dict(obs.metadata))
+        event = await write_decision(
+            conn,
+            self._q,
+            row,
+            decision,
+            source=obs.source.value,
+            inbox_id=inbox_id,
+            # As set_metadata leaves it: the first registration's metadata stays.
+            metadata=row["metadata"] or dict(obs.metadata or {}),
+        )
+        return Outcome(
+            obs.dedup_key, decision.outcome, obs.source.value, decision.transition, event
+        )
 
     async def apply_hint(self, envelope: Envelope, hint: ReturnHint) -> Outcome:
         """Record a verified return URL and ask for an immediate poll; never folds it.
@@ -133,105 +140,92 @@ class Store:
                     hint.account,
                     hint.provider_ref,
                 )
-            if row is None:
-                return Outcome(hint.dedup_key, "unmatched_hint", Source.RETURN_URL.value)
             obs = Observation(
                 kind=Kind.HINT,
                 source=Source.RETURN_URL,
                 provider=hint.provider,
                 account=hint.account,
-                merchant_ref=hint.merchant_ref or row["merchant_ref"],
+                merchant_ref=hint.merchant_ref or (row["merchant_ref"] if row else ""),
                 dedup_key=hint.dedup_key,
                 observed_at=hint.observed_at,
                 provider_ref=hint.provider_ref,
                 provider_status=hint.provider_status,
             )
-            inbox_id = await self._receipt(conn, row["id"], envelope, obs, "hint")
+            decision = decide(None if row is None else _state(row), (), obs)
+            if row is None:
+                return Outcome(obs.dedup_key, decision.outcome, obs.source.value)
+            inbox_id = await record_receipt(
+                conn, self._q, row["id"], envelope, obs, decision.outcome
+            )
             await conn.execute(self._q["check_now"], row["id"])
-        return Outcome(obs.dedup_key, "hint" if inbox_id else "duplicate", obs.source.value)
+        outcome = decision.outcome if inbox_id else ReceiptOutcome.DUPLICATE
+        return Outcome(obs.dedup_key, outcome, obs.source.value)
 
-    async def _receipt(
-        self, conn: Conn, payment_id: int, envelope: Envelope, obs: Observation, outcome: str
-    ) -> int | None:
-        """Record one receipt in the inbox; None when this very message was recorded before."""
-        inbox_id: int | None = await conn.fetchval(
-            self._q["insert_inbox"],
-            obs.dedup_key,
-            payment_id,
-            envelope.message_id,
-            obs.source.value,
-            obs.kind.value,
-            envelope.received_at,
-            envelope.body,
-            obs.to_json(),
-            outcome,
+    async def refold_payment(self, payment_id: int, *, dry_run: bool) -> Refolded | None:
+        """Make one stored row the fold of its receipts again (rows written before the
+        store folded every receipt): one transaction under the row lock, writing as any
+        receipt would (a status change appends a transition and an event, a new anomaly a
+        flagged event), with source ``refold``. None when the row already is the fold."""
+        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(self._q["lock_payment_by_id"], payment_id)
+            if row is None:
+                return None
+            receipts = await conn.fetch(self._q["payment_receipts"], payment_id)
+            before = _state(row)
+            decision = refold(
+                before,
+                (Observation.from_json(r["observation"]) for r in receipts),
+                self._policy(row["provider"]),
+            )
+            if not decision.changed:
+                return None
+            if not dry_run:
+                metadata = row["metadata"] or {}
+                await write_decision(
+                    conn, self._q, row, decision, source=REFOLD, inbox_id=None, metadata=metadata
+                )
+                if decision.event is not None:
+                    await conn.execute(self._q["notify_outbox"])
+        return Refolded(
+            payment_id=payment_id,
+            payment=f"{row['provider']}/{row['account']}/{row['merchant_ref']}",
+            before=before,
+            after=decision.after,
+            event=decision.event,
         )
-        return inbox_id
+
+    async def payment_ids_after(self, after_id: int, limit: int) -> list[int]:
+        """Payment ids in order, from after ``after_id`` (keyset pages for a refold)."""
+        async with translated_errors(), self._pool.acquire() as conn:
+            rows = await conn.fetch(self._q["payment_ids_after"], after_id, limit)
+        return [r["id"] for r in rows]
 
     def _policy(self, provider: str) -> Policy:
         return self._policies.get(provider, Policy())
 
-    async def _record_transition(
-        self,
-        conn: Conn,
-        row: asyncpg.Record,
-        obs: Observation,
-        after: PaymentState,
-        previous: Status | None,
-        seq: int,
-        inbox_id: int,
-    ) -> None:
-        assert after.status is not None
-        await conn.execute(
-            self._q["insert_transition"],
-            row["id"],
-            seq,
-            _opt(previous),
-            after.status.value,
-            obs.source.value,
-            inbox_id,
-        )
-        event = StatusChanged(
-            event_id=str(uuid.uuid4()),
-            occurred_at=datetime.now(UTC),
-            source=obs.source.value,
-            provider=obs.provider,
-            account=obs.account,
-            merchant_ref=obs.merchant_ref,
-            provider_ref=after.provider_ref,
-            status=after.status,
-            previous_status=previous,
-            amount=after.amount,
-            amount_paid=after.amount_paid,
-            currency=after.currency,
-            late=after.late,
-            seq=seq,
-            metadata=row["metadata"] or {},
-        )
-        await conn.execute(
-            self._q["insert_outbox"],
-            uuid.UUID(event.event_id),
-            row["id"],
-            seq,
-            event.routing_key,
-            orjson.dumps(event.to_json()),
-        )
 
-
-def _outcome(before: PaymentState, after: PaymentState) -> str:
-    new_anomalies = set((after.anomaly or "").split(",")) - set((before.anomaly or "").split(","))
-    if new_anomalies - {""}:
-        return "anomaly"
-    return "applied" if after != before else "stale"
-
-
-def _never_lower(before: PaymentState, after: PaymentState) -> PaymentState:
-    """The fold is monotone by construction; should a defect ever break that, the stored
-    status still never moves down, and the defect is logged loudly."""
-    if before.status is None or after.status is None or after.status.rank >= before.status.rank:
-        return after
-    log.error("fold_rank_regression", from_status=before.status.value, to_status=after.status.value)
-    return replace(after, status=before.status)
+async def record_receipt(
+    conn: Conn,
+    queries: Mapping[str, str],
+    payment_id: int,
+    envelope: Envelope,
+    obs: Observation,
+    outcome: ReceiptOutcome,
+) -> int | None:
+    """Record one receipt in the inbox; None when this very message was recorded before."""
+    inbox_id: int | None = await conn.fetchval(
+        queries["insert_inbox"],
+        obs.dedup_key,
+        payment_id,
+        envelope.message_id,
+        obs.source.value,
+        obs.kind.value,
+        envelope.received_at,
+        envelope.body,
+        obs.to_json(),
+        outcome.value,
+    )
+    return inbox_id
 
 
 def _state(row: asyncpg.Record) -> PaymentState:
@@ -246,7 +240,3 @@ def _state(row: asyncpg.Record) -> PaymentState:
         late=row["late"],
         anomaly=row["anomaly"],
     )
-
-
-def _opt(status: Status | None) -> str | None:
-    return None if status is None else status.value

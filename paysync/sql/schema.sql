@@ -44,8 +44,9 @@ CREATE TABLE inbox (
     raw         bytea       NOT NULL,
     observation jsonb       NOT NULL,
     outcome     text        NOT NULL,
-    -- A fact's first receipt carries its outcome; later receipts are 'duplicate' rows.
-    -- 'hint': a verified return URL, asking for a status poll; never folded.
+    -- Every receipt of a fact is a row, with what it did (paysync/state/decision.py): a
+    -- report of a known fact that changed nothing is 'duplicate'; the payment row is the
+    -- fold of all of them. 'hint': a verified return URL, asking for a poll; never folded.
     CONSTRAINT inbox_receipt UNIQUE (dedup_key, message_id),
     CONSTRAINT inbox_outcome_known
         CHECK (outcome IN ('applied', 'stale', 'duplicate', 'anomaly', 'hint'))

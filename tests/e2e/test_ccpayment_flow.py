@@ -4,7 +4,6 @@ RabbitMQ and Postgres."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from decimal import Decimal
@@ -12,24 +11,20 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import jsonschema
 import orjson
 import pytest
 
-from simulator.ccpayment import lifecycle
+from simulator.ccpayment import lifecycle, signed
 from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, APP_ID, RunConfig, write_config
 from tests.support.db import one
+from tests.support.event_schemas import validate_event
 from tests.support.metrics import sample
 from tests.support.process import running, start
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-EVENT_SCHEMA = json.loads(
-    (Path(__file__).parents[2] / "schemas/json/payment-status-changed.schema.json").read_text()
-)
 
 
 def _callbacks(
@@ -69,7 +64,7 @@ async def test_signed_callback_becomes_a_paid_event(
         [message] = await take(events, 1)
 
     event = orjson.loads(message.body)
-    jsonschema.validate(event, EVENT_SCHEMA)
+    validate_event(event)
     assert message.routing_key == "payment.paid"
     assert message.message_id == event["event_id"]
     assert message.content_type == "application/json"
@@ -86,6 +81,7 @@ async def test_signed_callback_becomes_a_paid_event(
         "amount_paid": "25.00",
         "currency": "USD",
         "late": False,
+        "anomaly": [],
         "seq": 1,
         "metadata": {},
     }
@@ -159,6 +155,40 @@ async def test_two_partial_credits_give_underpaid_then_paid_in_seq_order(
     assert (
         await db.fetchval("SELECT status FROM payments WHERE merchant_ref = 'order-2p'") == "paid"
     )
+
+
+async def test_a_conflicting_currency_report_on_a_paid_order_emits_one_flagged_event(
+    config: RunConfig, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    events = await names.bind_events_queue()
+    [(headers, body)] = _callbacks(config, "order-fx", ["25.00"])
+    # The same transfer reported again, priced in another currency: the status stays paid.
+    other = orjson.dumps({**orjson.loads(body), "denominated_currency": "EUR"})
+    other_headers = signed(APP_ID, config.secret, other, int(time.time()))
+    async with running(config, "all") as process:
+        assert await _post(config, headers, body) == (200, "success")
+        [paid] = await take(events, 1)
+        assert await _post(config, other_headers, other) == (200, "success")
+        [flag] = await take(events, 1)
+        assert await process.stop() == 0
+
+    assert await depth(events) == 0, "more than one event for the conflicting report"
+    first, second = (orjson.loads(m.body) for m in (paid, flag))
+    for event in (first, second):
+        validate_event(event)
+    assert (paid.routing_key, first["type"]) == ("payment.paid", "payment.status_changed")
+    assert first["payment"]["anomaly"] == []
+    assert (flag.routing_key, second["type"]) == ("payment.flagged", "payment.flagged")
+    assert flag.message_id == second["event_id"]
+    payment = second["payment"]
+    assert (payment["status"], payment["previous_status"], payment["seq"]) == ("paid", "paid", 2)
+    assert payment["anomaly"] == ["currency_conflict"]
+    row = await one(db, "SELECT id, status, anomaly, seq FROM payments")
+    assert (row["status"], row["anomaly"], row["seq"]) == ("paid", "currency_conflict", 2)
+    assert await db.fetchval("SELECT count(*) FROM transitions") == 1
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 2
+    outcomes = await db.fetch("SELECT outcome FROM inbox ORDER BY id")
+    assert [r["outcome"] for r in outcomes] == ["applied", "anomaly"]
 
 
 async def test_sigterm_stops_every_role_cleanly(config: RunConfig) -> None:

@@ -51,6 +51,22 @@ async def start(config: RunConfig, *args: str, log_name: str = "paysync.log") ->
     return Process(proc, log_path)
 
 
+async def run_command(config: RunConfig, *args: str, timeout: float = 60.0) -> tuple[int, str]:
+    """Run one ``paysync`` command to its end, as an operator does: its exit code and
+    stdout (log lines go to stderr; neither may show a secret)."""
+    env = {**config.env, "PAYSYNC_CONFIG": str(config.path)}
+    proc = await asyncio.create_subprocess_exec(
+        PAYSYNC,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert_no_secret_in((out + err).decode(errors="replace"), config)
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
 async def wait_ready(config: RunConfig, process: Process, timeout: float = 20.0) -> None:
     async with aiohttp.ClientSession() as session:
 

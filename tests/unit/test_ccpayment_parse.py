@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from paysync.errors import AuthenticationError, MalformedMessage
+from paysync.state.fold import fold
 from providers.ccpayment import HEADER_TIMESTAMP, CCPaymentAccount, CCPaymentAdapter
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from simulator.ccpayment import lifecycle, webhook_body
-from worker.fold import fold
 
 ADAPTER = CCPaymentAdapter()
 RECEIVED_AT = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)

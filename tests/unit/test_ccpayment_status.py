@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from paysync.errors import MalformedMessage, ProviderRefused, ProviderUnavailable
+from paysync.state.fold import fold
 from providers.base import HttpAnswer, PaymentRef, Poll, StatusApi, StatusClient
 from providers.ccpayment import (
     ADAPTER,
@@ -30,7 +31,6 @@ from simulator.base import Lifecycle, ProviderSimulator
 from simulator.ccpayment import SIMULATOR, order_info, status_base_url, webhook_body
 from simulator.status import OrderBook
 from tests.support.status_api import FakeCall, StatusSim, serve_status_sim
-from worker.fold import fold
 
 # The doc's invented credentials, request vector and example answer (exact bytes).
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ccpayment"

@@ -1,7 +1,9 @@
-"""worker.fold.fold: money credits and statuses fold to the same state in any order."""
+"""paysync.state.fold.fold: money credits and statuses fold to the same state in any order."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -10,10 +12,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from paysync.state import fold as folding
+from paysync.state.fold import PaymentState, money_status
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
-from worker import fold as folding
-from worker.fold import PaymentState, money_status
 
 AT = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 DUE = Decimal("25.012")
@@ -285,3 +287,14 @@ def test_a_status_short_of_paid_in_full_credits_nothing() -> None:
 def test_credits_received_are_never_replaced_by_the_amount_due() -> None:
     state = fold([credit("r1", "10"), status("a", Status.PAID, dedup_key="k:paid")])
     assert state.amount_paid == Decimal("10")
+
+
+def test_the_state_modules_import_no_io_library() -> None:
+    # Conventions habit 3: the fold is pure. A fresh interpreter shows what it pulls in.
+    probe = (
+        "import sys, paysync.state.fold\n"
+        "io = {'asyncpg', 'aio_pika', 'aiormq', 'aiohttp', 'structlog', 'prometheus_client'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in io))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

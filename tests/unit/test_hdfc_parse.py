@@ -14,6 +14,7 @@ import pytest
 from multidict import CIMultiDict
 
 from paysync.errors import AuthenticationError, MalformedMessage
+from paysync.state.fold import Policy, fold
 from providers.base import JSON_MEDIA_TYPES, parse_form
 from providers.hdfc import ADAPTER, MAPPING, HdfcAccount, HdfcReturns
 from schemas.envelope import Envelope, EnvelopeKind
@@ -21,7 +22,6 @@ from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from simulator.base import ProviderSimulator, ReturnSimulator
 from simulator.hdfc import SIMULATOR, Refund, basic_auth, order_event
-from worker.fold import Policy, fold
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "hdfc"
 SUCCESS = (FIXTURES / "callback_success.json").read_bytes()

@@ -17,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
+from paysync.state.fold import Policy, fold
 from providers.base import HttpAnswer, HttpCall, PaymentRef, StatusApi, StatusClient
 from providers.hdfc import ADAPTER, MAPPING, HdfcAccount
 from providers.hdfc_status import DEFAULT_STATUS_BASE_URL, HdfcStatusApi
@@ -33,7 +34,6 @@ from tests.support.status_api import (
     json_answer,
     serve_status_sim,
 )
-from worker.fold import Policy, fold
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "hdfc"
 DOCUMENTED = json.loads((FIXTURES / "status_request.json").read_text())

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from paysync.state.fold import fold
 from providers.ccpayment import ADAPTER, price_value
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.money import exact
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
-from worker.fold import fold
 
 AT = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 WIDE = "12345678901.123456789012345678"  # 29 significant digits

@@ -14,6 +14,7 @@ import pytest
 from multidict import CIMultiDict
 
 from paysync.errors import MalformedMessage
+from paysync.state.fold import Policy, fold
 from providers import paycore
 from providers.paycore import MAPPING, PayCoreAccount, PayCoreAdapter, invoice_observations
 from schemas.envelope import Envelope, EnvelopeKind
@@ -21,7 +22,6 @@ from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from simulator.base import ProviderSimulator
 from simulator.paycore import SIMULATOR, invoice_body, signature
-from worker.fold import Policy, fold
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "paycore"
 ADAPTER = PayCoreAdapter()

@@ -13,13 +13,13 @@ import pytest
 from multidict import CIMultiDict
 
 from paysync.errors import MalformedMessage
+from paysync.state.fold import Policy, fold
 from providers.base import FORM_MEDIA_TYPE, parse_form
 from providers.plural import ADAPTER, MAPPING, PluralAccount
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from simulator.plural import SIMULATOR, order_doc, webhook_body
-from worker.fold import Policy, fold
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plural"
 RECEIVED_AT = datetime(2024, 6, 11, 10, 11, 0, tzinfo=UTC)

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
+from paysync.state.fold import Policy, fold
 from providers.base import HttpAnswer, PaymentRef, Poll, StatusApi, StatusClient
 from providers.plural import ADAPTER, MAPPING, PluralAccount
 from schemas.envelope import Envelope, EnvelopeKind
@@ -36,7 +37,6 @@ from simulator.plural import (
 from simulator.status import OrderBook
 from tests.support import status_api
 from tests.support.status_api import StatusSim, Unavailable, json_answer, serve_status_sim
-from worker.fold import Policy, fold
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plural"
 GET_ORDER = (FIXTURES / "get_order_processed.json").read_bytes()

@@ -1,4 +1,4 @@
-"""Wire contracts: StatusChanged against its JSON Schema, Envelope AMQP round trip, Status ranks."""
+"""Wire contracts: events against their JSON Schemas, Envelope AMQP round trip, Status ranks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -27,27 +26,21 @@ from schemas.envelope import (
     Envelope,
     EnvelopeKind,
 )
-from schemas.event import StatusChanged, format_time
+from schemas.event import EventType, PaymentEvent, format_time
+from schemas.observation import Source
 from schemas.status import Status, higher
+from tests.support.event_schemas import SCHEMA_DIR, VALIDATORS, validate_event, validator
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "json"
-EVENT_SCHEMA = json.loads((SCHEMA_DIR / "payment-status-changed.schema.json").read_text())
 HEADERS_SCHEMA = json.loads((SCHEMA_DIR / "envelope-headers.schema.json").read_text())
 TIME_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
-
-def validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
-EVENT_VALIDATOR = validator(EVENT_SCHEMA)
+EVENT_VALIDATOR = VALIDATORS["payment.status_changed"]
 HEADERS_VALIDATOR = validator(HEADERS_SCHEMA)
 
 
-def event(**overrides: Any) -> StatusChanged:
+def event(**overrides: Any) -> PaymentEvent:
     fields: dict[str, Any] = {
+        "type": EventType.STATUS_CHANGED,
         "event_id": str(uuid.UUID(int=1)),
         "occurred_at": datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC),
         "source": "callback",
@@ -61,13 +54,14 @@ def event(**overrides: Any) -> StatusChanged:
         "amount_paid": Decimal("25.012"),
         "currency": "USDT",
         "late": False,
+        "anomaly": (),
         "seq": 2,
     }
     fields.update(overrides)
-    return StatusChanged(**fields)
+    return PaymentEvent(**fields)
 
 
-# --- StatusChanged -------------------------------------------------------------------------
+# --- Events --------------------------------------------------------------------------------
 
 
 def test_event_validates_against_schema() -> None:
@@ -92,7 +86,8 @@ def test_event_with_nulls_validates_against_schema() -> None:
 
 
 @pytest.mark.parametrize("status", list(Status))
-@pytest.mark.parametrize("source", ["callback", "return_url", "reconciler", "clock"])
+# Every observation source, and the operator's refold.
+@pytest.mark.parametrize("source", [*(s.value for s in Source), "refold"])
 def test_every_status_and_source_validates(status: Status, source: str) -> None:
     EVENT_VALIDATOR.validate(event(status=status, source=source).to_json())
 
@@ -123,6 +118,53 @@ def test_event_json_fields() -> None:
     assert payment["seq"] == 2
     # The body is plain JSON: it survives a dump/load unchanged.
     assert json.loads(json.dumps(body)) == body
+
+
+def test_every_event_carries_its_anomalies_empty_when_none() -> None:
+    assert event().to_json()["payment"]["anomaly"] == []
+    body = event(anomaly=("cancelled_and_paid", "currency_conflict")).to_json()
+    EVENT_VALIDATOR.validate(body)
+    assert body["payment"]["anomaly"] == ["cancelled_and_paid", "currency_conflict"]
+    for wrong in ("currency_conflict", ["x", "x"], ["Not-A-Code"], None):
+        body["payment"]["anomaly"] = wrong
+        with pytest.raises(jsonschema.ValidationError):
+            EVENT_VALIDATOR.validate(body)
+    del body["payment"]["anomaly"]
+    with pytest.raises(jsonschema.ValidationError):
+        EVENT_VALIDATOR.validate(body)
+
+
+def flagged(**overrides: Any) -> PaymentEvent:
+    fields: dict[str, Any] = {
+        "type": EventType.FLAGGED,
+        "previous_status": Status.PAID,
+        "anomaly": ("currency_conflict",),
+    }
+    return event(**(fields | overrides))
+
+
+def test_a_flagged_event_validates_against_its_schema_and_routes_apart() -> None:
+    body = flagged().to_json()
+    validate_event(body)
+    assert body["type"] == "payment.flagged"
+    assert flagged().routing_key == "payment.flagged"
+    assert body["payment"]["status"] == body["payment"]["previous_status"] == "paid"
+    # The status_changed schema does not take it, nor the flagged schema a status change.
+    with pytest.raises(jsonschema.ValidationError):
+        EVENT_VALIDATOR.validate(body)
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATORS["payment.flagged"].validate(event().to_json())
+
+
+def test_a_flagged_event_names_at_least_one_anomaly_and_shares_the_payment_shape() -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        validate_event(flagged(anomaly=()).to_json())
+    body = flagged().to_json()
+    body["payment"]["amount"] = 25.0  # the shared payment definition applies
+    with pytest.raises(jsonschema.ValidationError):
+        validate_event(body)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_event({**flagged().to_json(), "type": "payment.something_else"})
 
 
 def test_money_is_strings() -> None:

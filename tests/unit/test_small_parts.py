@@ -65,13 +65,16 @@ def test_name_marker_must_be_alone_on_its_line(tmp_path: Path) -> None:
 
 
 def _names_used(source: Path) -> set[str]:
-    return set(re.findall(r'self\._q\["([a-z_]+)"\]', source.read_text(encoding="utf-8")))
+    text = source.read_text(encoding="utf-8")
+    return set(re.findall(r'(?:self\._q|queries)\["([a-z_]+)"\]', text))
 
 
 def test_worker_queries_hold_every_name_the_worker_uses() -> None:
     assert REPO / "worker" / "queries.sql" == STORE_QUERIES
     queries = load_queries(STORE_QUERIES)
-    used = _names_used(REPO / "worker" / "store.py") | _names_used(REPO / "worker" / "relay.py")
+    used = set().union(
+        *(_names_used(REPO / "worker" / f) for f in ("store.py", "ledger.py", "relay.py"))
+    )
     assert {
         "lock_payment",
         "insert_inbox",

@@ -1,24 +1,32 @@
-"""The payment state as a fold over the *set* of its observations (design §5). Pure.
+"""The payment state as a fold over the *set* of its receipts (design §5). Pure.
 
-``fold(observations)`` depends only on which observations there are: duplicates (same
-``dedup_key``) count once and the order of arrival is irrelevant, because every part of
-the state is a set function:
+``fold(receipts)`` depends only on which receipts there are, never on their order. A
+receipt is one source's report of one fact (its ``dedup_key``); a fact may be reported
+several times, by several sources, at several times (a provider's retry, a callback and a
+status-API poll of the same transfer). Every part of the state is a set function:
 
-- terms (amount due, currency, provider reference, expiry): the smallest value reported;
-  different reports are an anomaly. The smallest amount due is also the choice that keeps
-  the money status monotone;
+- one receipt stands for each fact: the earliest observed (ties broken by a fixed order of
+  the receipts' content), so the time a fact happened does not depend on which report
+  arrived first. Receipts of one fact that disagree on what it is (kind, status, amount)
+  are a ``receipt_conflict`` anomaly;
+- terms (amount due, currency, provider reference, expiry): the smallest value any receipt
+  reported; different reports are an anomaly. The smallest amount due is also the choice
+  that keeps the money status monotone;
 - money: ``amount_paid`` is the sum of distinct credits, ``amount_refunded`` of refunds;
 - the status is the highest rank among what providers said (``status`` observations,
   already mapped to canonical statuses by the adapter) and what the facts imply: money
   (underpaid / paid / overpaid), a passed deadline (``clock``: expired / overdue), refunds,
   chargebacks, and "paid after authorized" meaning captured.
 
-Each derivation only rises when an observation is added, so applying observations one by
-one never lowers the rank either (the property tests check both).
+Each derivation only rises as receipts are added (reports of one fact that contradict
+each other aside: they are flagged), so applying receipts one by one never lowers the rank
+either. The property tests check both, with reports of one fact from different sources at
+different times, on both sides of a deadline.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,20 +65,26 @@ class PaymentState:
     amount_paid: Decimal = ZERO
     amount_refunded: Decimal = ZERO
     late: bool = False
+    # Comma-separated, sorted (the payments.anomaly column); see ``anomalies``.
     anomaly: str | None = None
+
+    @property
+    def anomalies(self) -> tuple[str, ...]:
+        return tuple(self.anomaly.split(",")) if self.anomaly else ()
 
 
 @exact  # sums of credits and refunds are never rounded (schemas/money.py)
 def fold(observations: Iterable[Observation], policy: Policy = DEFAULT_POLICY) -> PaymentState:
-    """The state implied by a set of observations of one payment."""
-    facts = _distinct(observations)
-    anomalies: set[str] = set()
-    amount = _least((o.amount_due for o in facts), "amount_due_conflict", anomalies)
+    """The state implied by a set of receipts of one payment (hints are ignored)."""
+    receipts = [o for o in observations if o.kind is not Kind.HINT]
+    facts, conflicting = _facts(receipts)
+    anomalies: set[str] = {"receipt_conflict"} if conflicting else set()
+    amount = _least((o.amount_due for o in receipts), "amount_due_conflict", anomalies)
     terms = PaymentState(
         amount=amount,
-        currency=_least((o.currency for o in facts), "currency_conflict", anomalies),
-        provider_ref=_least((o.provider_ref for o in facts), None, anomalies),
-        expires_at=_least((o.expires_at for o in facts), None, anomalies),
+        currency=_least((o.currency for o in receipts), "currency_conflict", anomalies),
+        provider_ref=_least((o.provider_ref for o in receipts), None, anomalies),
+        expires_at=_least((o.expires_at for o in receipts), None, anomalies),
         amount_paid=sum((o.amount or ZERO for o in facts if o.kind is Kind.CREDIT), ZERO),
         amount_refunded=sum((o.amount or ZERO for o in facts if o.kind is Kind.REFUND), ZERO),
     )
@@ -167,13 +181,38 @@ def _late(terms: PaymentState, facts: list[Observation]) -> bool:
     return bool(paid_at) and min(paid_at) > terms.expires_at
 
 
-def _distinct(observations: Iterable[Observation]) -> list[Observation]:
-    """One observation per dedup key (the first by a fixed order), in a fixed order.
-    Hints are not facts: a return URL never changes a payment (design §6 rule 6)."""
+def _facts(receipts: Iterable[Observation]) -> tuple[list[Observation], bool]:
+    """One receipt per fact (the earliest), in a fixed order; and whether receipts of one
+    fact disagree on what it is. Hints are not facts: a return URL never changes a
+    payment (design §6 rule 6); the caller has left them out."""
     chosen: dict[str, Observation] = {}
-    for obs in sorted((o for o in observations if o.kind is not Kind.HINT), key=_when):
-        chosen.setdefault(obs.dedup_key, obs)
-    return list(chosen.values())
+    conflicting = False
+    for obs in receipts:
+        held = chosen.get(obs.dedup_key)
+        if held is None:
+            chosen[obs.dedup_key] = obs
+            continue
+        # The first receipt that differs from the others is compared with one of them.
+        conflicting = conflicting or _substance(obs) != _substance(held)
+        if _earlier(obs, held):
+            chosen[obs.dedup_key] = obs
+    return sorted(chosen.values(), key=_when), conflicting
+
+
+def _substance(obs: Observation) -> tuple[object, ...]:
+    """What a fact is; its reports may differ in source, time, provider wording, terms."""
+    return obs.kind, obs.status, obs.amount
+
+
+def _earlier(a: Observation, b: Observation) -> bool:
+    """A total order of receipts: observation time, then content (only on a tie)."""
+    if a.observed_at != b.observed_at:
+        return a.observed_at < b.observed_at
+    return _canonical(a) < _canonical(b)
+
+
+def _canonical(obs: Observation) -> str:
+    return json.dumps(obs.to_json(), sort_keys=True, default=str)
 
 
 def _when(obs: Observation) -> tuple[datetime, str]:
