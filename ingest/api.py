@@ -23,6 +23,7 @@ from aiohttp import web
 from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS, expect_continue
 from ingest.listing import add_search_routes
 from ingest.registration import register_payment
+from ingest.replays import add_replay_routes
 from paysync.broker import Broker
 from paysync.db import load_queries, translated_errors
 from paysync.errors import DatabaseUnavailable
@@ -49,8 +50,9 @@ def build_api(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.App
     # segment pattern also refuses "{" and "}", which a registration accepts.
     api.router.add_get("/payments/{provider}/{account}/{merchant_ref:[^/]+}", show_payment)
     api.router.add_post("/payments", register_payment, expect_handler=expect_continue)
-    # Issue 17: search (its own module).
+    # Issue 17: search and event replay (their own modules).
     add_search_routes(api)
+    add_replay_routes(api)
     return api
 
 

@@ -10,6 +10,7 @@ paysync payment show       print a payment's state and timeline (or its JSON)
 paysync payment refold     make stored payment rows the fold of their receipts again
 paysync dead list | replay inspect paysync.dead; replay dead letters onto paysync.inbound
 paysync config check       validate the configuration and print it (secrets by reference)
+paysync payment list | events replay   see paysync/operator.py
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from paysync import commands
+from paysync import commands, operator
 from paysync.demo import demo as run_demo
 from paysync.errors import ConfigError, PaysyncError
 from paysync.logging import configure_logging
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--binding", default="payment.#", help="routing key pattern")
     watch.add_argument("--count", type=int, default=0, help="stop after N events (0: never)")
     watch.add_argument("--timeout", type=float, default=0, help="stop after S seconds (0: never)")
+    operator.add_events_replay(ev_sub)
 
     payment = sub.add_parser("payment", help="inspect payments")
     pay_sub = payment.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refold.add_argument("--dry-run", action="store_true", help="report only: write nothing")
     refold.add_argument("--json", action="store_true", help="print one JSON document")
+    operator.add_payment_list(pay_sub)
 
     _add_dead(sub)
 
@@ -162,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    handled = await operator.dispatch(args, settings, REGISTRY)  # issue 17's commands
+    if handled is not None:
+        return handled
     match args.command:
         case "migrate":
             return await commands.migrate(settings, wait_seconds=args.wait)

@@ -318,3 +318,7 @@ async def replay_dead(
         )
     dead.print_replay(report)
     return 0 if report.ok else 1
+
+
+# The operator's broker link, for the commands of paysync/operator.py (issue 17).
+connected_broker = _connected

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.config import TOKEN_ENV, RunConfig
 from tests.support.ingest import serving
+from tests.support.process import run_command
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +74,13 @@ async def test_every_filter_narrows_to_what_it_names(api_config: RunConfig, db) 
             ({"status": "paid,pending"}, [9, 8, 5, 4, 1, 0]),
             ({"anomaly": "true"}, [9, 5, 1]),
             ({"anomaly": "false", "late": "true"}, [6, 0]),
-            ({"created_from": (T0 + timedelta(minutes=3)).isoformat(),
-              "created_to": (T0 + timedelta(minutes=5)).isoformat()}, [4, 3]),
+            (
+                {
+                    "created_from": (T0 + timedelta(minutes=3)).isoformat(),
+                    "created_to": (T0 + timedelta(minutes=5)).isoformat(),
+                },
+                [4, 3],
+            ),
             ({"updated_from": "2026-11-21T10:10:00Z"}, [11, 10]),
             ({"merchant_ref_prefix": "order-00"}, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]),
             # LIKE's wildcards in a prefix are only characters.
@@ -109,8 +115,19 @@ async def test_the_cursor_pages_through_a_stable_order(api_config: RunConfig, db
             pages += 1
             if pages == 1:
                 # A payment created after the first page does not shift the next ones.
-                await db.execute(INSERT, "hdfc", "shop", "late-comer", None, "paid", "1", False,
-                                 None, T0 + timedelta(hours=1), T0 + timedelta(hours=1))
+                await db.execute(
+                    INSERT,
+                    "hdfc",
+                    "shop",
+                    "late-comer",
+                    None,
+                    "paid",
+                    "1",
+                    False,
+                    None,
+                    T0 + timedelta(hours=1),
+                    T0 + timedelta(hours=1),
+                )
             cursor = doc["next_cursor"]
             if cursor is None:
                 break
@@ -123,15 +140,42 @@ async def test_bad_input_is_a_400_naming_each_field(api_config: RunConfig, db) -
     token = api_config.env[TOKEN_ENV]
     async with serving(api_config.settings) as (url, _):
         status, doc = await search(
-            url, token, status="paid,nope", late="yes", created_from="yesterday",
-            limit="0", cursor="garbage", colour="red", merchant_ref_prefix="a\x00b",
+            url,
+            token,
+            status="paid,nope",
+            late="yes",
+            created_from="yesterday",
+            limit="0",
+            cursor="garbage",
+            colour="red",
+            merchant_ref_prefix="a\x00b",
         )
         assert status == 400
         assert doc["error"] == "invalid_search"
         assert set(doc["fields"]) == {
-            "status", "late", "created_from", "limit", "cursor", "colour", "merchant_ref_prefix"
+            "status",
+            "late",
+            "created_from",
+            "limit",
+            "cursor",
+            "colour",
+            "merchant_ref_prefix",
         }
         status, doc = await search(url, token, created_to="2026-11-21T10:00:00")
         assert status == 400 and "created_to" in doc["fields"]
         async with aiohttp.ClientSession() as session, session.get(f"{url}/v1/payments") as r:
             assert r.status == 401
+
+
+async def test_payment_list_prints_the_same_search(api_config: RunConfig, db) -> None:
+    await seed(db)
+    code, out = await run_command(
+        api_config, "payment", "list", "--provider", "paycore", "--status", "pending", "--json"
+    )
+    assert code == 0
+    assert refs(orjson.loads(out)) == ["order-001"]
+    code, out = await run_command(api_config, "payment", "list", "--limit", "2")
+    assert code == 0
+    assert "ref_%11" in out and "more: --cursor" in out
+    code, _ = await run_command(api_config, "payment", "list", "--late", "maybe")
+    assert code == 2
