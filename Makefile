@@ -4,14 +4,14 @@ SHELL := bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint typecheck lint-deploy bench faults faults-cluster services venv events clean
+.PHONY: run test check lint typecheck lint-deploy bench faults faults-cluster services venv browser events clean
 
 ## run: start Postgres/RabbitMQ if needed, migrate, run all roles + the simulated providers
 run: services venv
 	deploy/run-demo.sh
 
 ## test: start Postgres/RabbitMQ if needed and run the whole test suite
-test: services venv
+test: services venv browser
 	$(BIN)/pytest
 
 ## check: lint, type-check, validate deploy/ and test (what a reviewer runs)
@@ -52,6 +52,10 @@ events: venv
 
 services:
 	deploy/bootstrap.sh services
+
+## browser: Debian's chromium for the console's browser tests (installed when missing)
+browser:
+	deploy/bootstrap.sh browser
 
 venv: $(VENV)/.synced
 

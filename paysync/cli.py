@@ -10,7 +10,7 @@ paysync payment show       print a payment's state and timeline (or its JSON)
 paysync payment refold     make stored payment rows the fold of their receipts again
 paysync dead list | replay inspect paysync.dead; replay dead letters onto paysync.inbound
 paysync config check       validate the configuration and print it (secrets by reference)
-paysync payment list | events replay   see paysync/operator.py
+paysync payment list | events replay | console   see paysync/operator.py
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ingest", help="run the HTTP receiver")
     sub.add_parser("worker", help="run the consumer and the outbox relay")
     sub.add_parser("reconciler", help="run scheduled reconciliation rounds")
-    sub.add_parser("all", help="run ingest, worker and reconciler in one process")
+    operator.add_console_flag(
+        sub.add_parser("all", help="run ingest, worker and reconciler in one process")
+    )
+    operator.add_console(sub)
     rec = sub.add_parser(
         "reconcile", help="check a provider's payments against its status API now (operator job)"
     )

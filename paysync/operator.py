@@ -4,19 +4,24 @@
 paysync payment list [filters] [--json]     search payments, as GET /v1/payments does
 paysync events replay (--payment P | --since T [--provider P] [--status S]) [--dry-run]
                                             publish events again, with their event_id
+paysync console                             the operators' web console on its own port
+paysync all --console                       the roles, and the console beside them
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import orjson
+from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
+from console.app import build_console
 from ingest.search import (
     PARAMETERS,
     QUERIES_PATH,
@@ -25,10 +30,12 @@ from ingest.search import (
     parse_filters,
     search_payments,
 )
+from paysync.broker import Broker
 from paysync.commands import connected_broker
 from paysync.db import create_pool, load_queries
-from paysync.errors import ConfigError, DatabaseUnavailable
+from paysync.errors import ConfigError, DatabaseUnavailable, StartupError
 from paysync.logging import get_logger
+from paysync.runner import Extra, run_roles
 from paysync.settings import Settings
 from providers.base import ProviderAdapter
 from reconciler.job import parse_duration
@@ -67,6 +74,16 @@ def add_events_replay(ev_sub: argparse._SubParsersAction[argparse.ArgumentParser
     rep.add_argument("--json", action="store_true", help="print one JSON document")
 
 
+def add_console(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sub.add_parser("console", help="the operators' web console ([console] host and port)")
+
+
+def add_console_flag(all_parser: argparse.ArgumentParser) -> None:
+    all_parser.add_argument(
+        "--console", action="store_true", help="serve the web console too ([console] port)"
+    )
+
+
 async def dispatch(
     args: argparse.Namespace, settings: Settings, registry: Mapping[str, ProviderAdapter]
 ) -> int | None:
@@ -76,6 +93,13 @@ async def dispatch(
         return await list_payments(settings, args)
     if args.command == "events" and action == "replay":
         return await replay_events(settings, args)
+    if args.command == "console":
+        await run_roles(settings, registry, set(), extra=console_role(settings, registry))
+        return 0
+    if args.command == "all" and getattr(args, "console", False):
+        roles = {"ingest", "worker", "reconciler"}
+        await run_roles(settings, registry, roles, extra=console_role(settings, registry))
+        return 0
     return None
 
 
@@ -195,3 +219,27 @@ async def replay_events(settings: Settings, args: argparse.Namespace) -> int:
         if report.error:
             print(f"paysync: {report.error}", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def console_role(settings: Settings, registry: Mapping[str, ProviderAdapter]) -> Extra:
+    """The console as an extra task of ``run_roles``: its own pool, the process's broker."""
+
+    async def serve(broker: Broker, stop: asyncio.Event) -> None:
+        config = settings.console
+        pool = await create_pool(settings.database_url, max_size=4)
+        runner = web.AppRunner(build_console(settings, pool, broker), access_log=None)
+        await runner.setup()
+        try:
+            try:
+                await web.TCPSite(runner, config.host, config.port).start()
+            except OSError as exc:
+                raise StartupError(
+                    f"console cannot listen on {config.host}:{config.port}: {exc.strerror}"
+                ) from None
+            log.info("console_listening", host=config.host, port=config.port)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+            await pool.close()
+
+    return serve

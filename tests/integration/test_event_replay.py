@@ -69,7 +69,9 @@ async def test_replay_publishes_the_original_events_in_seq_order(
     queries = load_queries(QUERIES_PATH)
     since = ReplaySelection(since=datetime.now(UTC) - timedelta(hours=1))
     report = await replay_events(pool, queries, broker, since, rate=1000)
-    assert report.ok and report.replayed == 4 and report.unroutable == 0
+    assert report.ok
+    assert report.replayed == 4
+    assert report.unroutable == 0
     got = await take(queue, 4)
     assert [m.message_id for m in got] == [r["event_id"] for r in rows]
     assert [m.body for m in got] == [r["body"].encode() for r in rows]
@@ -111,7 +113,8 @@ async def test_the_cli_replays_and_its_dry_run_publishes_nothing(
     )
     assert code == 0
     doc = orjson.loads(out)
-    assert doc["dry_run"] and doc["replayed"] == 0
+    assert doc["dry_run"]
+    assert doc["replayed"] == 0
     assert [e["seq"] for e in doc["events"]] == [1, 2]
     assert await depth(queue) == 0
     code, out = await run_command(
@@ -145,7 +148,8 @@ async def test_the_api_replays_for_a_consumer_and_refuses_bad_requests(
         async with session.post(f"{url}/v1/events/replay", json=body, headers=headers) as r:
             assert r.status == 200
             doc = await r.json()
-        assert doc["replayed"] == 2 and doc["error"] is None
+        assert doc["replayed"] == 2
+        assert doc["error"] is None
         got = await take(queue, 2)
         wanted = [r["event_id"] for r in rows if r["merchant_ref"] == "rp-a"]
         assert [m.message_id for m in got] == wanted
