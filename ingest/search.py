@@ -98,6 +98,18 @@ class SearchFilters:
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
         return SearchFilters(**{**values, "cursor": cursor})
 
+    @property
+    def query_name(self) -> str:
+        """Which form of the search suits these filters (see ``search.sql``)."""
+        clustered = (
+            self.merchant_ref_prefix,
+            self.provider_ref_prefix,
+            self.updated_from,
+            self.updated_to,
+        )
+        fenced = any(value is not None for value in clustered)
+        return "search_payments_fenced" if fenced else "search_payments"
+
     def query_args(self) -> tuple[Any, ...]:
         """The ``$1..$14`` of ``search_payments``."""
         return (
@@ -246,7 +258,7 @@ async def search_payments(
         conn.transaction(isolation="repeatable_read", readonly=True),
     ):
         await conn.execute(queries["search_custom_plans"])
-        rows = await conn.fetch(queries["search_payments"], *filters.query_args())
+        rows = await conn.fetch(queries[filters.query_name], *filters.query_args())
     more = len(rows) > filters.limit
     rows = rows[: filters.limit]
     cursor = None
