@@ -77,7 +77,7 @@ def test_replay_selections() -> None:
         {"provider": "p", "account": "a", "merchant_ref": "r", "since": since},
     ):
         with pytest.raises(ValueError, match=r"payment|since|time zone|provider"):
-            ReplaySelection(**kwargs)  # type: ignore[arg-type]
+            ReplaySelection(**kwargs)
     with pytest.raises(ValueError, match="PROVIDER/ACCOUNT/MERCHANT_REF"):
         payment_selection("ccpayment/shop")
 
