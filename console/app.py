@@ -53,7 +53,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_console(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.Application:
-    from console import actions, views
+    from console import actions, views  # they import this module (DEPS, render helpers)
 
     config = settings.console
     key = (
