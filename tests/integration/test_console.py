@@ -9,6 +9,11 @@ import aiohttp
 import pytest
 
 from console.session import COOKIE
+from paysync.db import create_pool, load_queries
+from reconciler.checker import Check, Due
+from reconciler.rounds import QUERIES_PATH as RECONCILER_QUERIES
+from reconciler.rounds import record_run
+from schemas.status import Status
 from tests.integration.test_dead import bury
 from tests.integration.test_worker import apply, credit
 from tests.support.amqp import depth
@@ -111,3 +116,45 @@ async def test_the_pages_render_a_payment_and_its_timeline(
         for path in ("/reconcile", "/dead", "/?window=day", "/events/replay?since=1h"):
             async with session.get(f"{url}{path}") as r:
                 assert r.status == 200, path
+
+
+async def test_a_reconcile_run_shows_its_drift_table(
+    api_config: RunConfig, store: Store, db_url: str, db
+) -> None:
+    """record_run keeps the checks that were not in sync; the console shows them."""
+    await apply(store, credit("rc-1", "rc-1-1", "10"))
+    await apply(store, credit("rc-2", "rc-2-1", "25"))
+    rows = await db.fetch("SELECT * FROM payments ORDER BY merchant_ref")
+    dues = [Due.from_row(r) for r in rows]
+    checks = [
+        Check(
+            payment=dues[0],
+            outcome="drift",
+            provider_status="success",
+            their_status=Status.PAID,
+            action="repair",
+        ),
+        Check(
+            payment=dues[1], outcome="in_sync", provider_status="success", their_status=Status.PAID
+        ),
+    ]
+    queries = load_queries(RECONCILER_QUERIES)
+    pool = await create_pool(db_url, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            run_id = await conn.fetchval(queries["insert_run"], "operator", {}, False)
+        await record_run(pool, queries, run_id, checks)
+    finally:
+        await pool.close()
+    assert await db.fetchval("SELECT count(*) FROM reconcile_checks") == 1
+    async with console_serving(api_config.settings) as (url, _), client() as session:
+        await login(session, url, api_config.env[TOKEN_ENV])
+        async with session.get(f"{url}/reconcile") as r:
+            assert f'href="/reconcile/{run_id}"' in await r.text()
+        async with session.get(f"{url}/reconcile/{run_id}") as r:
+            html = await r.text()
+        assert "ccpayment/shop/rc-1" in html
+        assert "rc-2" not in html  # in sync: counted, not listed
+        assert "repair" in html
+        async with session.get(f"{url}/reconcile/999999") as r:
+            assert r.status == 404
