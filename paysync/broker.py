@@ -45,6 +45,12 @@ log = get_logger(__name__)
 # so a node that accepts and then drops connections is not hammered.
 _STABLE_SECONDS = 5.0
 _PROBE_ROUTING_KEY = "paysync.readiness-probe"
+# After this many publishes in a row were refused (nacked or returned), the link is dropped
+# and made afresh, on the next node. RabbitMQ 3.10 nacks every publish, for good, on a
+# channel opened while a quorum queue was electing a new leader (found by
+# `make faults-cluster`); a new connection publishes at once. A refusal that persists
+# (a queue gone: the topology check on reconnecting says so) costs one reconnect per round.
+_REFUSALS_BEFORE_RELINK = 3
 
 
 @dataclass(slots=True)
@@ -100,6 +106,7 @@ class Broker:
         self._next = 0  # index of the node to try first
         self._connected_once = False
         self._confirms_failing = False
+        self._refusals = 0
         self._probe_lock = asyncio.Lock()
 
     # --- the supervisor ------------------------------------------------------------------
@@ -309,13 +316,25 @@ class Broker:
         return True
 
     async def _watched(self, publishing: Awaitable[object]) -> object:
+        link = self._link
         try:
             answer = await publishing
-        except BrokerUnavailable:
+        except BrokerUnavailable as exc:
             self._confirms_failing = True
+            if isinstance(exc.__cause__, aio_pika.exceptions.DeliveryError):
+                self._refused(link)
             raise
         self._confirms_failing = False
+        self._refusals = 0
         return answer
+
+    def _refused(self, link: _Link | None) -> None:
+        self._refusals += 1
+        if link is None or self._refusals < _REFUSALS_BEFORE_RELINK or link.lost.is_set():
+            return
+        log.warning("broker_publishes_refused", node=link.node, refusals=self._refusals)
+        self._refusals = 0
+        link.lost.set()  # the supervisor closes it and connects afresh
 
     async def close(self, timeout: float = 5.0) -> None:
         if self._task is not None and not self._task.done():

@@ -37,6 +37,8 @@ PG_BIN = (
 
 def port_free(port: int) -> bool:
     with socket.socket() as probe:
+        # As a server binds: connections lingering in TIME_WAIT do not make it taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
