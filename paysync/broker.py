@@ -360,9 +360,18 @@ async def _confirmed(
 
 
 async def _close_quietly(connection: AbstractConnection, timeout: float = 5.0) -> None:
-    with contextlib.suppress(*PUBLISH_ERRORS):
+    try:
         async with asyncio.timeout(timeout):
             await connection.close()
+    except PUBLISH_ERRORS:
+        pass
+    except asyncio.CancelledError:
+        # A connection aiormq found stuck had its reader cancelled, and closing it
+        # re-raises that cancellation here: the supervisor must outlive it (found by
+        # `make faults-cluster`, a paused node). Our own cancellation still propagates.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
 
 
 def _describe(exc: BaseException) -> str:
