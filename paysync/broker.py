@@ -29,8 +29,8 @@ from yarl import URL
 
 from paysync.amqp import (
     INBOUND_ROUTING_KEY,
-    PUBLISH_ERRORS,
     Topology,
+    broker_errors,
     check,
     envelope_message,
 )
@@ -141,15 +141,17 @@ class Broker:
             index = (self._next + i) % len(self._urls)
             url = self._urls[index]
             try:
-                link = await self._open(url)
+                with broker_errors("connect"):
+                    link = await self._open(url)
             except TopologyMissing as exc:
                 if not self._connected_once:
                     log.error("broker_topology_missing", node=node_of(url), error=str(exc))
                     raise
                 log.error("broker_topology_missing", node=node_of(url), error=str(exc))
                 continue
-            except PUBLISH_ERRORS as exc:
-                log.warning("broker_connect_failed", node=node_of(url), error=_describe(exc))
+            except BrokerUnavailable as exc:
+                cause = exc.__cause__ or exc
+                log.warning("broker_connect_failed", node=node_of(url), error=_describe(cause))
                 continue
             self._next = (index + 1) % len(self._urls)
             return link
@@ -352,26 +354,15 @@ async def _confirmed(
 ) -> object:
     """Publish mandatory and return the broker's answer, all within ``timeout`` seconds;
     any failure is ``BrokerUnavailable``."""
-    try:
+    with broker_errors("publish not confirmed"):
         async with asyncio.timeout(timeout):
             return await exchange.publish(message, routing_key, mandatory=True)
-    except PUBLISH_ERRORS as exc:
-        raise BrokerUnavailable(f"publish not confirmed: {type(exc).__name__}") from exc
 
 
 async def _close_quietly(connection: AbstractConnection, timeout: float = 5.0) -> None:
-    try:
+    with contextlib.suppress(BrokerUnavailable), broker_errors("close"):
         async with asyncio.timeout(timeout):
             await connection.close()
-    except PUBLISH_ERRORS:
-        pass
-    except asyncio.CancelledError:
-        # A connection aiormq found stuck had its reader cancelled, and closing it
-        # re-raises that cancellation here: the supervisor must outlive it (found by
-        # `make faults-cluster`, a paused node). Our own cancellation still propagates.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,8 +11,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from paysync.amqp import broker_errors
 from paysync.broker import _close_quietly
-from paysync.errors import RoleEnded
+from paysync.errors import BrokerUnavailable, RoleEnded
 from paysync.health import Health
 from paysync.metrics import Metrics
 from paysync.probes import build_probe_app, healthz, readyz
@@ -171,3 +172,14 @@ async def test_a_role_that_ends_while_running_fails_the_process(how: str) -> Non
         await _until_stopped(stop, tasks, health, _Deadline(5))
     assert health.stopping
     assert stop.is_set()
+
+
+async def test_a_cancellation_leaking_out_of_the_client_is_a_broker_failure() -> None:
+    async def stuck_publish() -> None:
+        raise asyncio.CancelledError  # what awaiting a stuck aiormq connection raises
+
+    with (
+        pytest.raises(BrokerUnavailable, match="the connection was lost"),
+        broker_errors("publish not confirmed"),
+    ):
+        await stuck_publish()
