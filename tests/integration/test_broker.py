@@ -5,17 +5,14 @@ quorum-queue leader election; the cluster fault test found it)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 
 from paysync.broker import Broker, publish_envelope
 from paysync.errors import BrokerUnavailable
-from paysync.runner import broker_of
-from schemas.envelope import Envelope, EnvelopeKind
-from tests.support.config import ACCOUNT, RunConfig
+from schemas.envelope import Envelope
+from tests.support.config import ACCOUNT
+from tests.support.envelopes import callback_envelope
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 
@@ -23,15 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def _envelope() -> Envelope:
-    return Envelope(
-        message_id=str(uuid.uuid4()),
-        kind=EnvelopeKind.CALLBACK,
-        provider="ccpayment",
-        account=ACCOUNT,
-        received_at=datetime.now(UTC),
-        body=b"{}",
-        content_type="application/json",
-    )
+    return callback_envelope("ccpayment", ACCOUNT, b"{}")
 
 
 async def _rabbitmqctl(*args: str) -> None:
@@ -39,15 +28,6 @@ async def _rabbitmqctl(*args: str) -> None:
         "rabbitmqctl", "-q", *args, stdout=asyncio.subprocess.DEVNULL
     )
     assert await proc.wait() == 0
-
-
-@pytest.fixture
-async def broker(config: RunConfig) -> AsyncIterator[Broker]:
-    link = broker_of(config.settings, "test")
-    link.start()
-    await link.wait_connected(10)
-    yield link
-    await link.close()
 
 
 async def test_publishes_refused_again_and_again_make_the_link_start_afresh(
