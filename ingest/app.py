@@ -44,7 +44,8 @@ from paysync.logging import get_logger
 from paysync.metrics import UNKNOWN, Metrics
 from paysync.probes import add_probe_routes
 from paysync.settings import ProviderAccount, Settings
-from providers.base import ProviderAdapter, Verified
+from providers.base import Verified
+from providers.registry import Provider
 from schemas.envelope import Envelope, EnvelopeKind
 
 log = get_logger(__name__)
@@ -57,7 +58,7 @@ def utc_now() -> datetime:
 def build_app(
     settings: Settings,
     broker: Broker,
-    registry: Mapping[str, ProviderAdapter],
+    registry: Mapping[str, Provider],
     metrics: Metrics,
     clock: Clock = utc_now,
     *,
@@ -157,7 +158,7 @@ class Duplicate(Exception):
 
 async def _authenticate(
     request: web.Request,
-    adapter: ProviderAdapter,
+    adapter: Provider,
     account: ProviderAccount,
     received_at: datetime,
 ) -> tuple[Envelope, Verified]:

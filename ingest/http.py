@@ -18,7 +18,7 @@ from paysync.broker import publish_envelope as publish
 from paysync.errors import AuthenticationError
 from paysync.metrics import Metrics
 from paysync.settings import ApiSettings, Settings
-from providers.base import ProviderAdapter
+from providers.registry import Provider
 from schemas.envelope import Envelope
 
 Clock = Callable[[], datetime]
@@ -35,7 +35,7 @@ class ClockHolder:
 
 SETTINGS = web.AppKey("settings", Settings)
 BROKER = web.AppKey("broker", Broker)
-REGISTRY = web.AppKey("registry", Mapping[str, ProviderAdapter])
+REGISTRY = web.AppKey("registry", Mapping[str, Provider])
 CLOCK = web.AppKey("clock", ClockHolder)
 METRICS = web.AppKey("metrics", Metrics)
 REPLAYS = web.AppKey("replays", ReplayGuard)

@@ -25,10 +25,10 @@ from paysync.metrics import UNKNOWN
 from providers.base import (
     FORM_MEDIA_TYPE,
     ReturnPagesAccount,
-    ReturnUrlScheme,
     VerifiedReturn,
     parse_form,
 )
+from providers.registry import Provider
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.status import Status
 
@@ -44,12 +44,12 @@ async def receive_return(request: web.Request) -> web.StreamResponse:
     adapter = request.app[REGISTRY].get(provider)
     account = request.app[SETTINGS].account(provider, account_name)
     counted = request.app[METRICS].returns.labels
-    if adapter is None or adapter.returns is None or account is None:
+    if adapter is None or not adapter.has_returns or account is None:
         # Unconfigured names never become label values.
         if adapter is None:
             reason, label = "unknown_provider", UNKNOWN
         else:
-            reason = "no_return_url" if adapter.returns is None else "unknown_account"
+            reason = "no_return_url" if not adapter.has_returns else "unknown_account"
             label = provider
         counted(label, UNKNOWN, "rejected", reason).inc()
         return reject(404, reason)
@@ -61,7 +61,7 @@ async def receive_return(request: web.Request) -> web.StreamResponse:
     structlog.contextvars.bind_contextvars(provider=provider, account=account_name)
     received_at = request.app[CLOCK].now()
     try:
-        raw, verified = await _verify(request, adapter.returns, account, received_at)
+        raw, verified = await _verify(request, adapter, account, received_at)
     except Rejected as exc:
         counted(provider, account_name, "rejected", exc.reason).inc()
         log.info("return_rejected", reason=exc.reason)
@@ -99,7 +99,7 @@ async def receive_return(request: web.Request) -> web.StreamResponse:
 
 async def _verify(
     request: web.Request,
-    scheme: ReturnUrlScheme,
+    provider: Provider,
     account: ReturnPagesAccount,
     now: datetime,
 ) -> tuple[bytes, VerifiedReturn]:
@@ -115,7 +115,7 @@ async def _verify(
     except MalformedMessage:
         raise Rejected(400, "malformed_parameters") from None
     try:
-        return raw, scheme.verify_return(account, params, now)
+        return raw, provider.verify_return(account, params, now)
     except AuthenticationError as exc:
         raise Rejected(401, exc.reason) from None
 

@@ -26,7 +26,7 @@ from paysync.runner import broker_of, connection_name, run_roles, topology_of
 from paysync.settings import ProviderAccount, Secret, Settings
 from paysync.timeline import render_text
 from providers import MAPPINGS
-from providers.base import ProviderAdapter
+from providers.registry import Provider
 from reconciler.console import print_json, print_table, tracking
 from reconciler.job import Filters, parse_duration, run_job
 from simulator.sender import send_lifecycles
@@ -115,9 +115,7 @@ async def _attempts(wait_seconds: float, attempt: Callable[[], Awaitable[T]]) ->
             await asyncio.sleep(1)
 
 
-async def serve(
-    settings: Settings, registry: Mapping[str, ProviderAdapter], roles: set[str]
-) -> int:
+async def serve(settings: Settings, registry: Mapping[str, Provider], roles: set[str]) -> int:
     await run_roles(settings, registry, roles)
     return 0
 
@@ -233,7 +231,7 @@ async def refold_payments(settings: Settings, *, dry_run: bool, as_json: bool) -
 
 
 async def reconcile(
-    settings: Settings, registry: Mapping[str, ProviderAdapter], args: argparse.Namespace
+    settings: Settings, registry: Mapping[str, Provider], args: argparse.Namespace
 ) -> int:
     """The operator's job; exit 1 when any check failed, 2 when the filters name no
     configured account (a typo would otherwise check nothing and succeed)."""

@@ -35,7 +35,7 @@ from paysync.probes import build_probe_app
 from paysync.settings import Settings
 from paysync.tls import check_tls_files
 from providers import MAPPINGS
-from providers.base import ProviderAdapter
+from providers.registry import Provider
 from reconciler.rounds import Rounds
 from worker.consumer import Consumer
 from worker.relay import Relay
@@ -76,7 +76,7 @@ def broker_of(settings: Settings, what: str = "client") -> Broker:
 
 async def run_roles(
     settings: Settings,
-    registry: Mapping[str, ProviderAdapter],
+    registry: Mapping[str, Provider],
     roles: set[str],
     extra: Extra | None = None,
 ) -> None:

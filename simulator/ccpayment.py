@@ -29,7 +29,7 @@ import orjson
 from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.ccpayment import (
+from providers.ccpayment.scheme import (
     CONTENT_TYPE,
     HEADER_APP_ID,
     HEADER_SIGN,
@@ -38,7 +38,7 @@ from providers.ccpayment import (
     CCPaymentAccount,
     sign,
 )
-from providers.ccpayment_status import BILL_INFO_BATCH, BILL_INFO_PATH, CODE_NOT_FOUND, CODE_OK
+from providers.ccpayment.status import BILL_INFO_BATCH, BILL_INFO_PATH, CODE_NOT_FOUND, CODE_OK
 from schemas.money import EXACT
 from simulator.base import Lifecycle, Request, ReturnSimulator
 from simulator.status import book_of

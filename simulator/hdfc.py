@@ -31,7 +31,7 @@ import orjson
 from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.hdfc import HEADER_AUTHORIZATION, NAME, STATUS_IDS, HdfcAccount, sign_return
+from providers.hdfc.scheme import HEADER_AUTHORIZATION, NAME, STATUS_IDS, HdfcAccount, sign_return
 from simulator.base import Lifecycle, Request
 from simulator.status import book_of
 
@@ -106,7 +106,8 @@ def basic_auth(username: str, password: str) -> str:
 
 
 def return_signature(params: dict[str, str], key: str, style: str = "per_pair_form") -> str:
-    """The redirect's signature under one encoding style (``providers.hdfc.RETURN_VARIANTS``)."""
+    """The redirect's signature under one encoding style (``RETURN_VARIANTS`` of
+    providers/hdfc/scheme.py)."""
     return sign_return(params, key, style)
 
 

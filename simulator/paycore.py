@@ -27,7 +27,7 @@ import orjson
 from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.paycore import HEADER_SIGNATURE, NAME, PAYMENT_INVOICES, PayCoreAccount
+from providers.paycore.scheme import HEADER_SIGNATURE, NAME, PAYMENT_INVOICES, PayCoreAccount
 from simulator.base import Lifecycle, Request, ReturnSimulator
 from simulator.status import book_of
 

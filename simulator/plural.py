@@ -38,7 +38,7 @@ import orjson
 from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.plural import (
+from providers.plural.scheme import (
     HEADER_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
@@ -46,9 +46,9 @@ from providers.plural import (
     PluralAccount,
     webhook_key,
 )
-from providers.plural import return_signature as _return_signature
-from providers.plural import webhook_signature as _webhook_mac
-from providers.plural_status import AUTH_PATH, ORDER_BY_REFERENCE_PATH, ORDER_PATH
+from providers.plural.scheme import return_signature as _return_signature
+from providers.plural.scheme import webhook_signature as _webhook_mac
+from providers.plural.status import AUTH_PATH, ORDER_BY_REFERENCE_PATH, ORDER_PATH
 from simulator.base import Lifecycle, Request
 from simulator.status import book_of
 

@@ -27,7 +27,6 @@ from paysync.broker import Broker
 from paysync.errors import (
     BrokerUnavailable,
     DatabaseUnavailable,
-    MalformedMessage,
     Permanent,
     UnknownAccount,
 )
@@ -35,7 +34,7 @@ from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.retry import Backoff
 from paysync.settings import WorkerSettings
-from providers.base import ProviderAdapter, ReturnUrlScheme
+from providers.registry import Provider
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, load_observations
 from worker.store import Outcome, Store
@@ -102,7 +101,7 @@ class Consumer:
         self,
         broker: Broker,
         store: Store,
-        registry: Mapping[str, ProviderAdapter],
+        registry: Mapping[str, Provider],
         settings: WorkerSettings,
         metrics: Metrics,
         stop: asyncio.Event,
@@ -248,7 +247,7 @@ class Consumer:
 
     async def _process(self, envelope: Envelope) -> list[Outcome]:
         if envelope.kind is EnvelopeKind.RETURN_URL:
-            hint = self._return_scheme(envelope).parse_return(envelope)
+            hint = self._adapter(envelope).parse_return(envelope)
             return [await self._retrying(lambda: self._store.apply_hint(envelope, hint))]
         observations = self._parse(envelope)
         self._note_unknown(observations)
@@ -257,17 +256,11 @@ class Consumer:
             return []
         return await self._retrying(lambda: self._store.apply(envelope, observations))
 
-    def _adapter(self, envelope: Envelope) -> ProviderAdapter:
+    def _adapter(self, envelope: Envelope) -> Provider:
         adapter = self._registry.get(envelope.provider)
         if adapter is None:
             raise UnknownAccount(envelope.provider, envelope.account)
         return adapter
-
-    def _return_scheme(self, envelope: Envelope) -> ReturnUrlScheme:
-        scheme = self._adapter(envelope).returns
-        if scheme is None:
-            raise MalformedMessage(f"{envelope.provider} has no return-URL scheme")
-        return scheme
 
     def _parse(self, envelope: Envelope) -> list[Observation]:
         if envelope.kind is EnvelopeKind.OBSERVATIONS:

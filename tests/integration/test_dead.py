@@ -22,7 +22,7 @@ from paysync.metrics import Metrics
 from paysync.runner import broker_of
 from paysync.settings import Settings
 from providers import MAPPINGS, REGISTRY
-from providers.base import ProviderAdapter
+from providers.registry import Provider
 from schemas.envelope import Envelope
 from schemas.observation import Observation
 from tests.integration.test_worker import credit, envelope, publish
@@ -280,7 +280,7 @@ class RecordingStore(Store):
 
 @asynccontextmanager
 async def consuming(
-    settings: Settings, store: Store, registry: Mapping[str, ProviderAdapter]
+    settings: Settings, store: Store, registry: Mapping[str, Provider]
 ) -> AsyncIterator[Broker]:
     """One consumer in this event loop, knowing the providers of ``registry``."""
     stop = asyncio.Event()

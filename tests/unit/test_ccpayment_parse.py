@@ -11,7 +11,8 @@ import pytest
 
 from paysync.errors import AuthenticationError, MalformedMessage
 from paysync.state.fold import fold
-from providers.ccpayment import HEADER_TIMESTAMP, CCPaymentAccount, CCPaymentAdapter
+from providers.ccpayment.adapter import CCPaymentAdapter
+from providers.ccpayment.scheme import HEADER_TIMESTAMP, CCPaymentAccount
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status

@@ -18,12 +18,8 @@ import pytest
 from paysync.errors import MalformedMessage, ProviderRefused, ProviderUnavailable
 from paysync.state.fold import fold
 from providers.base import HttpAnswer, PaymentRef, Poll, StatusApi, StatusClient
-from providers.ccpayment import (
-    ADAPTER,
-    CCPaymentAccount,
-    credit_key,
-    sign,
-)
+from providers.ccpayment.adapter import ADAPTER
+from providers.ccpayment.scheme import CCPaymentAccount, credit_key, sign
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
@@ -142,7 +138,7 @@ def webhook(
 
 
 def test_adapter_has_a_status_api_with_batches_of_100() -> None:
-    api: StatusApi | None = ADAPTER.status_api
+    api: StatusApi[CCPaymentAccount] | None = ADAPTER.status_api
     assert api is not None
     assert api.default_base_url == "https://admin.ccpayment.com"
     assert client().batch_size == 100

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from paysync.errors import AuthenticationError
-from providers.ccpayment import (
+from providers.ccpayment.adapter import CCPaymentAdapter
+from providers.ccpayment.scheme import (
     HEADER_APP_ID,
     HEADER_SIGN,
     HEADER_TIMESTAMP,
     CCPaymentAccount,
-    CCPaymentAdapter,
     sign,
 )
 

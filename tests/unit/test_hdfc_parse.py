@@ -16,7 +16,8 @@ from multidict import CIMultiDict
 from paysync.errors import AuthenticationError, MalformedMessage
 from paysync.state.fold import Policy, fold
 from providers.base import JSON_MEDIA_TYPES, parse_form
-from providers.hdfc import ADAPTER, MAPPING, HdfcAccount, HdfcReturns
+from providers.hdfc.adapter import ADAPTER, HdfcReturns
+from providers.hdfc.scheme import MAPPING, HdfcAccount
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status

@@ -19,8 +19,9 @@ from pydantic import ValidationError
 from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
 from paysync.state.fold import Policy, fold
 from providers.base import HttpAnswer, HttpCall, PaymentRef, StatusApi, StatusClient
-from providers.hdfc import ADAPTER, MAPPING, HdfcAccount
-from providers.hdfc_status import DEFAULT_STATUS_BASE_URL, HdfcStatusApi
+from providers.hdfc.adapter import ADAPTER
+from providers.hdfc.scheme import MAPPING, HdfcAccount
+from providers.hdfc.status import DEFAULT_STATUS_BASE_URL, HdfcStatusApi
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
@@ -104,7 +105,7 @@ def order(body: bytes = CHARGED, **changes: Any) -> bytes:
 
 
 def test_adapter_has_a_status_api() -> None:
-    api: StatusApi | None = ADAPTER.status_api
+    api: StatusApi[HdfcAccount] | None = ADAPTER.status_api
     assert isinstance(api, HdfcStatusApi)
     assert api.default_base_url == "https://smartgateway.hdfc.bank.in"
     typed: StatusClient = client()

@@ -15,8 +15,9 @@ from multidict import CIMultiDict
 
 from paysync.errors import MalformedMessage
 from paysync.state.fold import Policy, fold
-from providers import paycore
-from providers.paycore import MAPPING, PayCoreAccount, PayCoreAdapter, invoice_observations
+from providers.paycore import scheme as paycore
+from providers.paycore.adapter import PayCoreAdapter
+from providers.paycore.scheme import MAPPING, PayCoreAccount, invoice_observations
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status

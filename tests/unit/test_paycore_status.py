@@ -18,12 +18,9 @@ from pydantic import ValidationError
 from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
 from paysync.state.fold import Policy, fold
 from providers.base import HttpAnswer, HttpCall, PaymentRef, StatusApi, StatusClient
-from providers.paycore import (
-    ADAPTER,
-    MAPPING,
-    PayCoreAccount,
-)
-from providers.paycore_status import DEFAULT_STATUS_BASE_URL
+from providers.paycore.adapter import ADAPTER
+from providers.paycore.scheme import MAPPING, PayCoreAccount
+from providers.paycore.status import DEFAULT_STATUS_BASE_URL
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
@@ -100,7 +97,7 @@ def callback_observations(body: bytes) -> list[Observation]:
 
 
 def test_adapter_has_a_status_api() -> None:
-    api: StatusApi | None = ADAPTER.status_api
+    api: StatusApi[PayCoreAccount] | None = ADAPTER.status_api
     assert api is not None
     assert api.default_base_url == "https://com.paycore.io/api"
     typed: StatusClient = client()

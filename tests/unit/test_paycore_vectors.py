@@ -14,7 +14,8 @@ from multidict import CIMultiDict
 
 from paysync.errors import AuthenticationError
 from paysync.settings import Secret
-from providers.paycore import HEADER_SIGNATURE, PayCoreAccount, PayCoreAdapter, sign
+from providers.paycore.adapter import PayCoreAdapter
+from providers.paycore.scheme import HEADER_SIGNATURE, PayCoreAccount, sign
 from simulator.paycore import signature
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "paycore"

@@ -15,7 +15,8 @@ from multidict import CIMultiDict
 from paysync.errors import MalformedMessage
 from paysync.state.fold import Policy, fold
 from providers.base import FORM_MEDIA_TYPE, parse_form
-from providers.plural import ADAPTER, MAPPING, PluralAccount
+from providers.plural.adapter import ADAPTER
+from providers.plural.scheme import MAPPING, PluralAccount
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status

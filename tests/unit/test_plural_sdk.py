@@ -20,7 +20,8 @@ from pinelabs import AsyncPinelabsApi
 from pinelabs.core.pydantic_utilities import UniversalBaseModel
 
 from providers.base import PaymentRef
-from providers.plural import ADAPTER, PluralAccount
+from providers.plural.adapter import ADAPTER
+from providers.plural.scheme import PluralAccount
 from simulator.plural import SIMULATOR, PluralSimulator, status_base_url
 from simulator.status import OrderBook
 from tests.support.status_api import StatusSim, serve_status_sim

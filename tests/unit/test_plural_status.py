@@ -22,7 +22,8 @@ from aiohttp import web
 from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
 from paysync.state.fold import Policy, fold
 from providers.base import HttpAnswer, PaymentRef, Poll, StatusApi, StatusClient
-from providers.plural import ADAPTER, MAPPING, PluralAccount
+from providers.plural.adapter import ADAPTER
+from providers.plural.scheme import MAPPING, PluralAccount
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
@@ -131,7 +132,7 @@ def order_body(**overrides: Any) -> bytes:
 
 
 def test_adapter_has_a_status_api_one_order_per_call() -> None:
-    api: StatusApi | None = ADAPTER.status_api
+    api: StatusApi[PluralAccount] | None = ADAPTER.status_api
     assert api is not None
     assert api.default_base_url == "https://api.pluralpay.in"
     assert client().batch_size == 1

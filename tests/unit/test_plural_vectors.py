@@ -15,13 +15,8 @@ from pydantic import ValidationError
 from paysync.errors import AuthenticationError, ConfigError
 from paysync.settings import load_settings
 from providers.base import parse_form
-from providers.plural import (
-    ADAPTER,
-    PluralAccount,
-    return_signature,
-    webhook_key,
-    webhook_signature,
-)
+from providers.plural.adapter import ADAPTER
+from providers.plural.scheme import PluralAccount, return_signature, webhook_key, webhook_signature
 from schemas.status import Status
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plural"
