@@ -18,6 +18,7 @@ from paysync.broker import publish_envelope as publish
 from paysync.errors import AuthenticationError
 from paysync.metrics import Metrics
 from paysync.settings import ApiSettings, Settings
+from paysync.timeline.store import Timelines
 from providers.registry import Provider
 from schemas.envelope import Envelope
 
@@ -43,6 +44,7 @@ REPLAYS = web.AppKey("replays", ReplayGuard)
 API_SETTINGS = web.AppKey("api_settings", ApiSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 QUERIES = web.AppKey("queries", Mapping[str, str])
+TIMELINES = web.AppKey("timelines", Timelines)
 
 
 # Refusals after which the rest of the body may still be on its way: the connection is

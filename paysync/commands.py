@@ -15,16 +15,16 @@ import aiohttp
 import asyncpg
 import orjson
 
-from ingest.api import QUERIES_PATH, read_timeline
 from paysync.amqp import declare
 from paysync.broker import Broker
-from paysync.db import create_pool, load_queries
+from paysync.db import create_pool
 from paysync.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, StartupError
 from paysync.logging import get_logger
 from paysync.migrate import apply_migrations, discover, ensure_database
 from paysync.runner import broker_of, connection_name, run_roles, topology_of
 from paysync.settings import ProviderAccount, Secret, Settings
-from paysync.timeline import render_text
+from paysync.timeline.document import render_text
+from paysync.timeline.store import Timelines
 from providers import MAPPINGS
 from providers.registry import Provider
 from reconciler.console import print_json, print_table, tracking
@@ -197,9 +197,7 @@ async def show_payment(
     """Print a payment's timeline (the /v1 API's JSON with ``as_json``); 1 when absent."""
     pool = await create_pool(settings.database_url, max_size=1)
     try:
-        timeline = await read_timeline(
-            pool, load_queries(QUERIES_PATH), provider, account, merchant_ref
-        )
+        timeline = await Timelines(pool).read(provider, account, merchant_ref)
     except DatabaseUnavailable as exc:
         print(f"paysync: database unavailable: {exc}", file=sys.stderr)
         return 1

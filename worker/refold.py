@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from paysync.state.fold import PaymentState
-from paysync.timeline import json_value
+from paysync.timeline.document import json_value
 from worker.store import Refolded, Store
 
 PAGE = 500

@@ -1,6 +1,6 @@
 """A payment's timeline as JSON-ready data and as text: pure shaping, no I/O.
 
-The rows come from Postgres (``ingest/queries.sql``) as plain mappings: the payment, its
+The rows come from Postgres (``paysync/timeline/store.py``) as plain mappings: the payment, its
 inbox receipts (observations), its transitions and its outbox rows (emitted events). The
 same document is the body of ``GET /v1/payments/...`` and the output of
 ``paysync payment show --json``; :func:`render_text` is the terminal view of it.
