@@ -17,9 +17,9 @@ import pytest
 
 from paysync.amqp import INBOUND_ROUTING_KEY
 from paysync.broker import Broker
+from paysync.connections import broker_of
 from paysync.db import create_pool
 from paysync.metrics import Metrics
-from paysync.runner import broker_of
 from paysync.settings import Settings
 from providers import MAPPINGS, REGISTRY
 from providers.registry import Provider

@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
+from paysync.cli.timeline_text import render_text
 from paysync.timeline.document import (
     build_timeline,
     encode_raw,
     format_time,
     json_value,
-    render_text,
 )
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)

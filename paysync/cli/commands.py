@@ -17,21 +17,29 @@ import orjson
 
 from paysync.amqp import declare
 from paysync.broker import Broker
+from paysync.cli.render import (
+    print_json,
+    print_listing,
+    print_refold,
+    print_replay,
+    print_table,
+    tracking,
+)
+from paysync.cli.roles import run_roles
+from paysync.cli.timeline_text import render_text
+from paysync.connections import broker_of, connection_name, topology_of
 from paysync.db import create_pool
 from paysync.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, StartupError
 from paysync.logging import get_logger
 from paysync.migrate import apply_migrations, discover, ensure_database
-from paysync.runner import broker_of, connection_name, run_roles, topology_of
 from paysync.settings import ProviderAccount, Secret, Settings
-from paysync.timeline.document import render_text
 from paysync.timeline.store import Timelines
 from providers import MAPPINGS
 from providers.registry import Provider
-from reconciler.console import print_json, print_table, tracking
 from reconciler.job import Filters, parse_duration, run_job
 from simulator.sender import send_lifecycles
 from worker import dead
-from worker.refold import print_report, refold_all
+from worker.refold import refold_all
 from worker.store import Store
 
 log = get_logger(__name__)
@@ -224,7 +232,7 @@ async def refold_payments(settings: Settings, *, dry_run: bool, as_json: bool) -
         return 1
     finally:
         await pool.close()
-    print_report(report, as_json=as_json)
+    print_refold(report, as_json=as_json)
     return 0
 
 
@@ -290,7 +298,7 @@ async def list_dead(settings: Settings, *, limit: int, as_json: bool) -> int:
     """Print the dead letters; every one stays on paysync.dead."""
     async with _connected(settings) as broker:
         listing = await dead.list_dead(broker, limit=limit)
-    dead.print_listing(listing, as_json=as_json)
+    print_listing(listing, as_json=as_json)
     return 0
 
 
@@ -312,5 +320,5 @@ async def replay_dead(
             confirm_timeout=settings.worker.publish_timeout_seconds,
             dry_run=dry_run,
         )
-    dead.print_replay(report)
+    print_replay(report)
     return 0 if report.ok else 1

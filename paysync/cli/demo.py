@@ -26,9 +26,9 @@ from aiohttp import web
 
 from paysync.amqp import PUBLISH_ERRORS
 from paysync.broker import Broker
+from paysync.cli.roles import run_roles
 from paysync.errors import BrokerUnavailable, ConfigError
 from paysync.logging import get_logger
-from paysync.runner import run_roles
 from paysync.settings import ProviderAccount, Settings
 from providers.registry import Provider
 from simulator import SIMULATORS
