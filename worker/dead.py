@@ -1,7 +1,7 @@
 """Operator redrive of ``paysync.dead``: list dead letters without consuming them, and
 replay chosen ones onto ``paysync.inbound`` exactly as ingest first published them.
 
-This is the inverse of ``Consumer._dead_letter`` (same header names), so it lives beside it.
+This is the inverse of ``MessageHandler._dead_letter`` (same header names), so it lives beside it.
 
 Reading a queue without consuming it is, in AMQP 0-9-1, taking its messages unacked and
 giving them back. A scan takes every ready message (``basic.get`` until the queue is empty,
@@ -37,7 +37,7 @@ from paysync.broker import Broker
 from paysync.errors import BrokerUnavailable
 from paysync.logging import get_logger
 from schemas.envelope import H_ACCOUNT, H_KIND, H_PROVIDER
-from worker.consumer import H_DEAD_AT, H_ERROR
+from worker.handler import H_DEAD_AT, H_ERROR
 
 log = get_logger(__name__)
 

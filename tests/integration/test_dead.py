@@ -32,8 +32,9 @@ from tests.support.db import one
 from tests.support.process import PAYSYNC
 from tests.support.services import AMQP_URL, BrokerNames
 from tests.support.waiting import eventually
-from worker.consumer import H_DEAD_AT, H_ERROR, Consumer
+from worker.consumer import Consumer
 from worker.dead import Selection, list_dead, replay, replay_headers
+from worker.handler import H_DEAD_AT, H_ERROR, dead_letter_message
 from worker.store import Outcome, Store
 
 pytestmark = pytest.mark.integration
@@ -61,17 +62,13 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
 async def bury(broker: Broker, env: Envelope, reason: str) -> None:
     """Park an envelope on paysync.dead exactly as the worker's dead-lettering does: its
     headers as it arrived (the quorum queue's delivery count included) plus why and when."""
-    headers = env.amqp_headers() | {
-        "x-delivery-count": 2,
-        H_ERROR: reason,
-        H_DEAD_AT: datetime.now(UTC).isoformat(),
-    }
-    message = aio_pika.Message(
-        env.body,
-        headers=headers,
+    message = dead_letter_message(
+        body=env.body,
+        headers=env.amqp_headers() | {"x-delivery-count": 2},
         message_id=env.message_id,
         content_type=env.content_type,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        reason=reason,
+        at=datetime.now(UTC),
     )
     await broker.publish(broker.topology.dead_exchange, message, "", timeout=5)
 

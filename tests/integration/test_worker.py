@@ -28,7 +28,8 @@ from tests.support.config import ACCOUNT, RunConfig
 from tests.support.db import one
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
-from worker.consumer import H_ERROR, Consumer
+from worker.consumer import Consumer
+from worker.handler import H_ERROR
 from worker.relay import Relay
 from worker.store import Store
 
