@@ -1,4 +1,4 @@
-"""What the ingest routes share: typed app keys, rejections, body reading, publishing."""
+"""What the ingest routes share: typed app keys, rejections, body reading and checks."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ from multidict import CIMultiDictProxy
 
 from ingest.replay import ReplayGuard
 from paysync.broker import Broker
-from paysync.broker import publish_envelope as publish
 from paysync.errors import AuthenticationError
 from paysync.metrics import Metrics
 from paysync.settings import ApiSettings, Settings
 from paysync.timeline.store import Timelines
 from providers.registry import Provider
-from schemas.envelope import Envelope
 
 Clock = Callable[[], datetime]
 
@@ -199,7 +197,3 @@ def _holds_nul(doc: object) -> bool:
         elif isinstance(node, list):
             pending.extend(node)
     return False
-
-
-async def publish_envelope(broker: Broker, envelope: Envelope, settings: Settings) -> None:
-    await publish(broker, envelope, settings.ingest.confirm_timeout_seconds)
