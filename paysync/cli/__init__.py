@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
 from paysync.cli import commands
 from paysync.cli.demo import demo as run_demo
+from paysync.cli.failures import UsageError, config_path, demo_environment, demo_hint, explain
 from paysync.cli.parser import build_parser
 from paysync.errors import ConfigError, PaysyncError
 from paysync.logging import configure_logging
@@ -35,10 +37,16 @@ _REPORTING = frozenset({"reconcile", "payment", "config", "simulate", "events", 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    path = config_path(args.config, os.environ)
     try:
-        settings = load_settings(account_models(), path=args.config)
+        settings = load_settings(
+            account_models(), path=path, env=demo_environment(path, os.environ)
+        )
     except ConfigError as exc:
         print(f"paysync: {exc}", file=sys.stderr)
+        hint = demo_hint(path, exc.problems)
+        if hint is not None:
+            print(f"paysync: {hint}", file=sys.stderr)
         return 2
     # Commands that print a report keep stdout for it: their log lines go to stderr.
     stream = sys.stderr if args.command in _REPORTING else None
@@ -47,9 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:
         return 130
+    except UsageError as exc:
+        print(f"paysync: {exc}", file=sys.stderr)
+        return 2
     except PaysyncError as exc:
         # Our own, explained failures (the log has the details): no traceback.
         print(f"paysync: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        line = explain(exc)
+        if line is None:
+            raise  # our bug: the traceback is what we need to see
+        print(f"paysync: {line}", file=sys.stderr)
         return 1
 
 
@@ -72,13 +89,17 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "events":
             return await commands.watch_events(settings, args.binding, args.count, args.timeout)
         case "payment" if args.action == "refold":
-            return await commands.refold_payments(settings, dry_run=args.dry_run, as_json=args.json)
+            return await commands.refold_payments(
+                settings, dry_run=args.dry_run, as_json=args.json, wide=args.wide
+            )
         case "payment":
             return await commands.show_payment(
                 settings, args.provider, args.account, args.merchant_ref, as_json=args.json
             )
         case "dead" if args.action == "list":
-            return await commands.list_dead(settings, limit=args.limit, as_json=args.json)
+            return await commands.list_dead(
+                settings, limit=args.limit, as_json=args.json, wide=args.wide
+            )
         case "dead":
             return await commands.replay_dead(
                 settings,
@@ -86,6 +107,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 reason=args.reason,
                 everything=args.all,
                 dry_run=args.dry_run,
+                wide=args.wide,
             )
         case "config":
             return commands.show_config(settings)

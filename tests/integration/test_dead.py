@@ -5,7 +5,6 @@ as ingest published them, and the worker applies them through its usual dedup.""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from tests.integration.test_worker import credit, envelope, publish
 from tests.support.amqp import depth, take
 from tests.support.config import RunConfig
 from tests.support.db import one
-from tests.support.process import PAYSYNC
+from tests.support.process import run_paysync
 from tests.support.services import AMQP_URL, BrokerNames
 from tests.support.waiting import eventually
 from worker.consumer import Consumer
@@ -97,17 +96,7 @@ async def ids_on(queue: str, count: int) -> list[str | None]:
 
 async def cli(config: RunConfig, *args: str) -> tuple[int, str, str]:
     """The installed console script as a real process: exit code, stdout, stderr."""
-    env = {**os.environ, **config.env, "PAYSYNC_CONFIG": str(config.path)}
-    proc = await asyncio.create_subprocess_exec(
-        PAYSYNC,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_paysync(config, *args, timeout=30)
 
 
 def test_replay_headers_keep_the_envelope_and_drop_what_dead_lettering_added() -> None:
