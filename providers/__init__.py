@@ -4,23 +4,25 @@ callbacks and return URLs; ``status.py``: the status-API client), and one line h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from paysync.settings import ProviderAccount
 from providers import ccpayment, hdfc, paycore, plural
+from providers.base import ProviderAdapter
 from providers.registry import Provider, registry
 from providers.registry import account_models as _account_models
 from providers.registry import mappings as _mappings
 from schemas.mapping import StatusMapping
 
-REGISTRY: Mapping[str, Provider] = registry(
-    [
-        ccpayment.ADAPTER,
-        hdfc.ADAPTER,
-        paycore.ADAPTER,
-        plural.ADAPTER,
-    ]
+# One line per provider.
+ADAPTERS: Sequence[ProviderAdapter[Any]] = (
+    ccpayment.ADAPTER,
+    hdfc.ADAPTER,
+    paycore.ADAPTER,
+    plural.ADAPTER,
 )
+REGISTRY: Mapping[str, Provider] = registry(ADAPTERS)
 
 # Status mappings of every provider (the fold's policy reads them).
 MAPPINGS: Mapping[str, StatusMapping] = _mappings(REGISTRY)

@@ -181,27 +181,6 @@ def test_unknown_fields_are_ignored() -> None:
     assert obs.kind is Kind.CREDIT
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"",
-        b"not json",
-        b"{",
-        b'{"pay_status": "success",}',
-        b"\xff\xfe",
-    ],
-)
-def test_non_json_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedMessage):
-        ADAPTER.parse_callback(envelope(body))
-
-
-@pytest.mark.parametrize("document", [[doc()], "success", 1, None])
-def test_json_non_object_is_malformed(document: object) -> None:
-    with pytest.raises(MalformedMessage):
-        parse(document)
-
-
 def _without(key: str) -> dict[str, Any]:
     document = doc()
     del document[key]

@@ -6,36 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-import aio_pika
 import pytest
 
-from paysync.amqp import Topology
 from paysync.errors import (
-    BrokerUnavailable,
     DatabaseUnavailable,
     MalformedMessage,
     UnknownAccount,
 )
 from paysync.metrics import Metrics
 from paysync.settings import WorkerSettings
-from paysync.state.decision import ReceiptOutcome
 from providers import REGISTRY
-from providers.base import ReturnHint
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from simulator import SIMULATORS
 from tests.support.envelopes import callback_envelope, observations_envelope
+from tests.support.fakes import DELIVERY_LIMIT, FakeBroker, FakeMessage, FakeStore
 from tests.support.metrics import count, sample
 from worker.handler import H_DEAD_AT, H_ERROR, MessageHandler
 from worker.settle import ACK, REQUEUE, Action, Settlement, Stopping, settle
-from worker.store import Outcome
 
-LIMIT = 3
+LIMIT = DELIVERY_LIMIT
 
 # --- settle --------------------------------------------------------------------------------
 
@@ -90,85 +84,6 @@ def test_our_bug_is_retried_until_the_last_allowed_delivery(
 def test_with_a_limit_of_one_the_first_delivery_is_the_last() -> None:
     found = settle(RuntimeError("boom"), deliveries=None, delivery_limit=1)
     assert found.action is Action.DEAD_LETTER
-
-
-# --- fakes ---------------------------------------------------------------------------------
-
-
-@dataclass
-class FakeStore:
-    """Records what it was asked to apply; fails as told (a list of errors, in turn)."""
-
-    failures: list[Exception] = field(default_factory=list)
-    applied: list[tuple[Envelope, list[Observation]]] = field(default_factory=list)
-    hints: list[tuple[Envelope, ReturnHint]] = field(default_factory=list)
-    attempts: int = 0
-
-    async def apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
-        self._attempt()
-        self.applied.append((envelope, observations))
-        return [
-            Outcome(
-                obs.dedup_key,
-                ReceiptOutcome.APPLIED,
-                obs.source.value,
-                transition=(None, obs.status) if obs.status else None,
-            )
-            for obs in observations
-        ]
-
-    async def apply_hint(self, envelope: Envelope, hint: ReturnHint) -> Outcome:
-        self._attempt()
-        self.hints.append((envelope, hint))
-        return Outcome(hint.dedup_key, ReceiptOutcome.HINT, Source.RETURN_URL.value)
-
-    def _attempt(self) -> None:
-        self.attempts += 1
-        if self.failures:
-            raise self.failures.pop(0)
-
-
-@dataclass
-class FakeBroker:
-    """Records each confirmed publish; ``confirms=False``: every publish is unconfirmed."""
-
-    topology: Topology = field(default_factory=lambda: Topology(prefix="t.", delivery_limit=LIMIT))
-    confirms: bool = True
-    published: list[tuple[str, aio_pika.Message, str]] = field(default_factory=list)
-
-    async def publish(
-        self, exchange: str, message: aio_pika.Message, routing_key: str, *, timeout: float
-    ) -> None:
-        if not self.confirms:
-            raise BrokerUnavailable("publish not confirmed: Nack")
-        self.published.append((exchange, message, routing_key))
-
-
-@dataclass
-class FakeMessage:
-    """A delivery: what the handler reads, and how it was settled."""
-
-    body: bytes
-    headers: dict[str, Any]
-    message_id: str | None
-    content_type: str | None = "application/json"
-    redelivered: bool | None = False
-    settled: list[str] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, envelope: Envelope, **headers: Any) -> FakeMessage:
-        return cls(
-            body=envelope.body,
-            headers=envelope.amqp_headers() | headers,
-            message_id=envelope.message_id,
-            content_type=envelope.content_type,
-        )
-
-    async def ack(self) -> None:
-        self.settled.append("ack")
-
-    async def nack(self, *, requeue: bool = True) -> None:
-        self.settled.append("requeue" if requeue else "reject")
 
 
 @dataclass
