@@ -43,10 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             account_models(), path=path, env=demo_environment(path, os.environ)
         )
     except ConfigError as exc:
-        print(f"paysync: {exc}", file=sys.stderr)
-        hint = demo_hint(path, exc.problems)
-        if hint is not None:
-            print(f"paysync: {hint}", file=sys.stderr)
+        print(f"paysync: {demo_hint(path, exc.problems) or exc}", file=sys.stderr)
         return 2
     # Commands that print a report keep stdout for it: their log lines go to stderr.
     stream = sys.stderr if args.command in _REPORTING else None
