@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from paysync.amqp import PUBLISH_ERRORS
+from paysync.amqp import broker_errors, close_quietly
 from paysync.broker import Broker
+from paysync.errors import BrokerUnavailable
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.retry import Backoff
@@ -66,9 +67,7 @@ class _Subscription:
         return next(reason for task, reason in waits.items() if task in done)
 
     async def close(self) -> None:
-        with contextlib.suppress(*PUBLISH_ERRORS):
-            if not self.channel.is_closed:
-                await self.channel.close()
+        await close_quietly(self.channel)
 
 
 class Consumer:
@@ -103,10 +102,11 @@ class Consumer:
             if not await self._broker.wait_up(self._stop):
                 break
             try:
-                session = await self._subscribe()
-            except PUBLISH_ERRORS as exc:
+                with broker_errors("subscribe"):
+                    session = await self._subscribe()
+            except BrokerUnavailable as exc:
                 failures += 1
-                log.warning("consumer_start_failed", error=type(exc).__name__, attempt=failures)
+                log.warning("consumer_start_failed", error=str(exc), attempt=failures)
                 await self._pause(self._backoff.delay(failures))
                 continue
             failures = 0
@@ -134,15 +134,14 @@ class Consumer:
             subscription = _Subscription(channel, queue)
             await subscription.start(self._on_message)
         except BaseException:
-            with contextlib.suppress(*PUBLISH_ERRORS):
-                await channel.close()
+            await close_quietly(channel)
             raise
         log.info("consumer_started", queue=queue.name, prefetch=self._settings.prefetch)
         return subscription
 
     async def _finish(self, session: _Subscription) -> None:
         """A clean stop: cancel the consumer, apply and ack what was delivered, close."""
-        with contextlib.suppress(*PUBLISH_ERRORS):
+        with contextlib.suppress(BrokerUnavailable), broker_errors("cancel"):
             await session.queue.cancel(session.tag)
         await self._drain()
         await session.close()

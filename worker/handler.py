@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import aio_pika
 import structlog
 
-from paysync.amqp import PUBLISH_ERRORS
+from paysync.amqp import broker_errors
 from paysync.broker import Publisher
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable, UnknownAccount
 from paysync.logging import get_logger
@@ -236,9 +236,10 @@ def dead_letter_message(
 async def _settled(action: Awaitable[None]) -> None:
     """Await an ack/nack; a lost channel means the broker will redeliver anyway."""
     try:
-        await action
-    except PUBLISH_ERRORS as exc:
-        log.warning("settle_failed", error=type(exc).__name__)
+        with broker_errors("settle"):
+            await action
+    except BrokerUnavailable as exc:
+        log.warning("settle_failed", error=str(exc))
 
 
 def _log_outcome(outcome: Outcome) -> None:

@@ -17,14 +17,14 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aio_pika
 import aiohttp
 import orjson
 from aiohttp import web
 
-from paysync.amqp import PUBLISH_ERRORS
+from paysync.amqp import broker_errors, close_quietly
 from paysync.broker import Broker
 from paysync.cli.roles import run_roles
 from paysync.errors import BrokerUnavailable, ConfigError
@@ -170,18 +170,27 @@ async def _print_events(broker: Broker, stop: asyncio.Event) -> None:
 
     while await broker.wait_up(stop):
         try:
-            channel = await broker.connection.channel()
-            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-            await queue.bind(broker.topology.events_exchange, routing_key="payment.#")
-            await queue.consume(on_event)
-            closed = asyncio.ensure_future(channel.closed())
-            stopped = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            closed.cancel()
-            stopped.cancel()
-            if not channel.is_closed:
-                await channel.close()
-        except PUBLISH_ERRORS as exc:
-            log.warning("demo_events_resubscribing", error=type(exc).__name__)
+            with broker_errors("events"):
+                await _watch_once(broker, stop, on_event)
+        except BrokerUnavailable as exc:
+            log.warning("demo_events_resubscribing", error=str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _watch_once(
+    broker: Broker,
+    stop: asyncio.Event,
+    on_event: Callable[[aio_pika.abc.AbstractIncomingMessage], Awaitable[None]],
+) -> None:
+    """One subscription on the current link, until its channel closes or ``stop``."""
+    channel = await broker.connection.channel()
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind(broker.topology.events_exchange, routing_key="payment.#")
+    await queue.consume(on_event)
+    closed = asyncio.ensure_future(channel.closed())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    closed.cancel()
+    stopped.cancel()
+    await close_quietly(channel)

@@ -27,7 +27,7 @@ from ingest.server import ingest_runner
 from paysync.broker import Broker
 from paysync.connections import broker_of
 from paysync.db import create_pool
-from paysync.errors import StartupError
+from paysync.errors import RoleEnded, StartupError
 from paysync.health import Health
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
@@ -162,6 +162,9 @@ async def _until_stopped(
     what has not finished within the shutdown budget."""
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([stopper, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+    # A main task that ended while nobody asked it to is a failure, whatever its way out
+    # (returned, raised, or cancelled from inside a library): the process must not exit 0.
+    ended = [name for name, task in tasks.items() if task.done() and not stop.is_set()]
     health.stopping = True
     stop.set()
     deadline.begin()
@@ -172,12 +175,19 @@ async def _until_stopped(
             log.warning("role_drain_timed_out", role=task.get_name())
             task.cancel()
         await asyncio.gather(*roles.values(), return_exceptions=True)
-    failures = [
-        (name, task.exception())
+    failures: list[tuple[str, BaseException]] = [
+        (name, _why_ended(task))
         for name, task in tasks.items()
-        if task.done() and not task.cancelled() and task.exception() is not None
+        if name in ended or (task.done() and not task.cancelled() and task.exception())
     ]
     for name, failure in failures:
         log.error("role_failed", role=name, error=repr(failure))
     if failures:
-        raise failures[0][1]  # type: ignore[misc]
+        raise failures[0][1]
+
+
+def _why_ended(task: asyncio.Task[None]) -> BaseException:
+    if not task.cancelled() and task.exception() is not None:
+        return task.exception()  # type: ignore[return-value]
+    how = "was cancelled" if task.cancelled() else "returned"
+    return RoleEnded(f"{task.get_name()} {how} while the process was running")

@@ -43,15 +43,6 @@ UNKNOWN = "UnknownAccount: unknown provider account ccpayment/shop"
 
 
 @pytest.fixture
-async def broker(config: RunConfig) -> AsyncIterator[Broker]:
-    link = broker_of(config.settings, "test")
-    link.start()
-    await link.wait_connected(10)
-    yield link
-    await link.close()
-
-
-@pytest.fixture
 async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(db_url, max_size=4)
     yield pool
