@@ -20,6 +20,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -78,6 +79,21 @@ def node_of(url: str) -> str:
     """``host:port`` of a broker URL: safe to log (no credentials)."""
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+
+
+class Publisher(Protocol):
+    """What a publisher needs of the broker link: the topology's names and a confirmed
+    publish. ``Broker`` is one; unit tests use a recording fake."""
+
+    @property
+    def topology(self) -> Topology: ...
+
+    async def publish(
+        self, exchange: str, message: aio_pika.Message, routing_key: str, *, timeout: float
+    ) -> None:
+        """Publish persistent + mandatory and wait for the confirm; ``BrokerUnavailable``
+        when none came."""
+        ...
 
 
 class Broker:
@@ -370,7 +386,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def publish_envelope(broker: Broker, envelope: Envelope, timeout: float) -> None:
+async def publish_envelope(broker: Publisher, envelope: Envelope, timeout: float) -> None:
     """An inbound envelope onto ``paysync.inbound``: persistent + mandatory, waiting for the
     broker's confirm (design §6 rule 1). Raises ``BrokerUnavailable``."""
     message = envelope_message(envelope)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from paysync.broker import Broker
+from paysync.connections import broker_of
 from paysync.db import create_pool
-from paysync.runner import broker_of
 from providers import MAPPINGS
 from tests.support.config import API_TABLE, RunConfig, with_tokens, write_config
 from tests.support.services import BrokerNames

@@ -13,11 +13,11 @@ from aiohttp.test_utils import make_mocked_request
 
 from paysync.amqp import broker_errors
 from paysync.broker import _close_quietly
+from paysync.cli.roles import _Deadline, _until_stopped
 from paysync.errors import BrokerUnavailable, RoleEnded
 from paysync.health import Health
 from paysync.metrics import Metrics
 from paysync.probes import build_probe_app, healthz, readyz
-from paysync.runner import _Deadline, _until_stopped
 from paysync.tls import check_tls_files
 
 

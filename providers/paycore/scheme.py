@@ -1,5 +1,5 @@
-"""PayCore.io (Corefy): callback signature, invoice parsing, acknowledgement and status
-mapping.
+"""PayCore.io (Corefy): the scheme — account model, status mapping, the signature and the
+invoice document both the callback and the status API carry.
 
 Scheme (providers/paycore.md): ``X-Signature`` = standard base64 of the raw SHA-1 digest of
 ``secret + raw_body + secret`` (a plain hash, not an HMAC). The secret is the ``sk_live_`` or
@@ -12,27 +12,23 @@ each document is one status observation, keyed by (invoice id, status, ``updated
 
 The Commerce private API's ``GET /payment-invoices/{cpi_id}`` (the status API) answers that
 same document; :func:`invoice_observations` reads both, so a poll and a callback reporting
-one state share a key. Its client lives in providers/paycore_status.py
-(``PayCoreAdapter.status_api``).
+one state share a key. The adapter (verification, parsing, the ack) is in
+providers/paycore/adapter.py, the status-API client in providers/paycore/status.py.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
 
-from paysync.errors import AuthenticationError, MalformedMessage
-from paysync.settings import ProviderAccount, Secret, SecretRef
-from providers.base import JSON_MEDIA_TYPES, Ack, ReturnUrlScheme, StatusApi, Verified
-from providers.payload import load_json_object, money, required_text
-from schemas.envelope import Envelope
+from paysync.errors import MalformedMessage
+from paysync.settings import ProviderAccount, SecretRef
+from providers.payload import money, required_text
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
@@ -102,55 +98,6 @@ def sign(secret: str, body: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-class PayCoreAdapter:
-    name = NAME
-    account_model = PayCoreAccount
-    # PayCore counts only exactly 200 as delivered and ignores the body.
-    callback_ack = Ack(status=200, body=b"", content_type="text/plain")
-    callback_media_types = JSON_MEDIA_TYPES
-    # PayCore's return URL carries no signature.
-    returns: ReturnUrlScheme | None = None
-
-    @property
-    def status_api(self) -> StatusApi:
-        # Imported on use: that module builds on this one (the account, the invoice parser).
-        from providers.paycore_status import PayCoreStatusApi
-
-        return PayCoreStatusApi()
-
-    def verify_callback(
-        self,
-        account: ProviderAccount,
-        headers: Mapping[str, str],
-        body: bytes,
-        now: datetime,
-    ) -> Verified:
-        assert isinstance(account, PayCoreAccount)
-        given = (headers.get(HEADER_SIGNATURE) or "").strip()
-        if not given:
-            raise AuthenticationError("missing_header", HEADER_SIGNATURE)
-        if not given.isascii():
-            raise AuthenticationError("bad_signature")
-        given_bytes = given.encode("ascii")
-        for variant, secrets in _candidates(account, body):
-            for secret in secrets:
-                expected = sign(secret.reveal(), body).encode("ascii")
-                if hmac.compare_digest(expected, given_bytes):
-                    return Verified(secret_ref=secret.ref, variant=variant)
-        raise AuthenticationError("bad_signature")
-
-    def parse_callback(self, envelope: Envelope) -> list[Observation]:
-        return invoice_observations(
-            load_json_object(envelope.body),
-            account=envelope.account,
-            source=Source.CALLBACK,
-            received_at=envelope.received_at,
-        )
-
-
-ADAPTER = PayCoreAdapter()
-
-
 def invoice_observations(
     doc: Mapping[str, Any], *, account: str, source: Source, received_at: datetime
 ) -> list[Observation]:
@@ -205,25 +152,6 @@ def _canonical(provider_status: str, attributes: Mapping[str, Any]) -> Status | 
         if processed is not None and due is not None and processed < due:
             return Status.UNDERPAID
     return MAPPING.canonical(provider_status)
-
-
-def _candidates(account: PayCoreAccount, body: bytes) -> list[tuple[str, list[Secret]]]:
-    """The account's secrets by mode, the mode the body claims first (design §8)."""
-    live = ("live", list(account.secrets))
-    test = ("test", list(account.test_secrets))
-    return [test, live] if _claims_test_mode(body) else [live, test]
-
-
-def _claims_test_mode(body: bytes) -> bool:
-    """``data.attributes.test_mode`` of a body not yet authenticated: it only orders the
-    attempts, so anything unreadable simply means "live first"."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return False
-    data = doc.get("data") if isinstance(doc, dict) else None
-    attributes = data.get("attributes") if isinstance(data, dict) else None
-    return isinstance(attributes, dict) and attributes.get("test_mode") is True
 
 
 def _unix_seconds(raw: object) -> int | None:

@@ -1,6 +1,5 @@
 """HDFC SmartGateway's Order Status API (Juspay ``GET /orders/{order_id}``): the reconciler's
-client, split from providers/hdfc.py to keep that module small. ``HdfcAdapter.status_api``
-is a :class:`HdfcStatusApi`.
+client (``HdfcAdapter.status_api`` is a :class:`HdfcStatusApi`).
 
 Request (providers/hdfc_smartgateway.md, "Outbound API auth"): ``Authorization: Basic
 base64(API_KEY + ":")``, ``x-merchantid``, a pinned ``version`` date and Juspay's documented
@@ -18,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from paysync.errors import ConfigError, MalformedMessage, ProviderRefused
-from paysync.settings import ProviderAccount, Secret
+from paysync.settings import Secret
 from providers.base import (
     FORM_MEDIA_TYPE,
     HttpAnswer,
@@ -27,7 +26,7 @@ from providers.base import (
     Poll,
     StatusClient,
 )
-from providers.hdfc import NAME, HdfcAccount, api_authorization, order_observations
+from providers.hdfc.scheme import NAME, HdfcAccount, api_authorization, order_observations
 from providers.payload import load_json_object, required_text
 from schemas.observation import Source
 
@@ -42,8 +41,7 @@ class HdfcStatusApi:
 
     default_base_url = DEFAULT_STATUS_BASE_URL
 
-    def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
-        assert isinstance(account, HdfcAccount)
+    def client(self, account_name: str, account: HdfcAccount, base_url: str) -> StatusClient:
         api_key, merchant_id = account.api_key, account.merchant_id
         if api_key is None or merchant_id is None:
             raise ConfigError(account.status_api_problems(NAME, account_name))

@@ -1,5 +1,5 @@
-"""CCPayment (v1 API): callback signature, callback parsing and acknowledgement, and the
-credit observations the status API shares with callbacks.
+"""CCPayment (v1 API): the scheme — account model, status mapping, the signature, and the
+credit observations callbacks and the status API share.
 
 Scheme (providers/ccpayment.md): ``Sign`` = lowercase hex SHA-256 of
 ``appId + appSecret + Timestamp + raw_body`` (a plain hash, not an HMAC), with headers
@@ -17,8 +17,9 @@ An order without a stated price (or priced in the token it is paid in) stays in 
 
 The status API (``POST /ccpayment/v1/bill/info``) is signed like a callback, and its
 ``trade_list`` entries are credits keyed like the webhook's (by ``txid``: see
-:func:`credit_key`), so a transfer seen both ways is counted once. Its client lives in
-providers/ccpayment_status.py (``CCPaymentAdapter.status_api``).
+:func:`credit_key`), so a transfer seen both ways is counted once. The adapter
+(verification, parsing, the ack) is in providers/ccpayment/adapter.py, the status-API
+client in providers/ccpayment/status.py.
 """
 
 from __future__ import annotations
@@ -34,17 +35,9 @@ from typing import Any
 
 from pydantic import Field
 
-from paysync.errors import AuthenticationError, MalformedMessage
+from paysync.errors import MalformedMessage
 from paysync.settings import ProviderAccount
-from providers.base import JSON_MEDIA_TYPES, Ack, ReturnUrlScheme, StatusApi, Verified
-from providers.payload import (
-    load_json_object,
-    money,
-    optional_text,
-    required_header,
-    required_text,
-)
-from schemas.envelope import Envelope
+from providers.payload import money, optional_text
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
@@ -183,93 +176,11 @@ def credit_observation(
     )
 
 
-class CCPaymentAdapter:
-    name = NAME
-    account_model = CCPaymentAccount
-    callback_ack = Ack(status=200, body=b"success", content_type="text/plain")
-    callback_media_types = JSON_MEDIA_TYPES
-    # CCPayment's hosted page does not sign its redirect back to the merchant.
-    returns: ReturnUrlScheme | None = None
-
-    @property
-    def status_api(self) -> StatusApi:
-        # Imported on use: that module builds on this one (the account, the signature, the
-        # credit observation).
-        from providers.ccpayment_status import CCPaymentStatusApi
-
-        return CCPaymentStatusApi()
-
-    def verify_callback(
-        self,
-        account: ProviderAccount,
-        headers: Mapping[str, str],
-        body: bytes,
-        now: datetime,
-    ) -> Verified:
-        assert isinstance(account, CCPaymentAccount)
-        app_id, timestamp, given = (
-            required_header(headers, h) for h in (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
-        )
-        # Header values are bytes to an attacker: aiohttp keeps non-UTF-8 ones as surrogates.
-        if not hmac.compare_digest(_raw(app_id), account.app_id.encode()):
-            raise AuthenticationError("foreign_app_id")
-        if len(timestamp) != 10 or not (timestamp.isascii() and timestamp.isdigit()):
-            raise AuthenticationError("bad_timestamp", "Timestamp must be 10-digit Unix seconds")
-        if abs(now.timestamp() - int(timestamp)) > account.timestamp_tolerance_seconds:
-            raise AuthenticationError("stale_timestamp")
-        secret = matching_secret(account, app_id, timestamp, body, given)
-        if secret is None:
-            raise AuthenticationError("bad_signature")
-        return Verified(secret_ref=secret, http_headers={HEADER_TIMESTAMP: timestamp})
-
-    def parse_callback(self, envelope: Envelope) -> list[Observation]:
-        doc = load_json_object(envelope.body)
-        merchant_ref = required_text(
-            doc.get("extend"), "merchant_order_id", "extend.merchant_order_id"
-        )
-        record_id = required_text(doc, "record_id", "record_id")
-        pay_status = required_text(doc, "pay_status", "pay_status")
-        terms = order_terms(doc)
-        common: dict[str, Any] = {
-            "source": Source.CALLBACK,
-            "account": envelope.account,
-            "merchant_ref": merchant_ref,
-            "provider_ref": optional_text(doc, "order_id"),
-            "observed_at": envelope.received_at,
-            "record_id": record_id,
-            "provider_status": pay_status,
-        }
-        if pay_status == "success":
-            return [
-                credit_observation(
-                    txid=required_text(doc, "txid", "txid"),
-                    paid=required_money(doc, "paid_amount", "paid_amount"),
-                    terms=terms,
-                    **common,
-                )
-            ]
-        return [
-            Observation(
-                kind=Kind.STATUS,
-                provider=NAME,
-                dedup_key=f"{NAME}:{envelope.account}:tx:{record_id}:{pay_status}",
-                # An unknown transaction status is recorded as-is and changes nothing.
-                status=MAPPING.canonical(pay_status),
-                amount_due=terms.amount_due,
-                currency=terms.currency,
-                **common,
-            )
-        ]
-
-
-ADAPTER = CCPaymentAdapter()
-
-
 def matching_secret(
     account: CCPaymentAccount, app_id: str, timestamp: str, body: bytes, given: str
 ) -> str | None:
     """The ref of the secret that signed ``body``; every secret is tried (constant time)."""
-    given_bytes = _raw(given.strip().lower())
+    given_bytes = header_bytes(given.strip().lower())
     matched = None
     for secret in account.secrets:
         expected = sign(app_id, secret.reveal(), timestamp, body).encode()
@@ -278,7 +189,7 @@ def matching_secret(
     return matched
 
 
-def _raw(header_value: str) -> bytes:
+def header_bytes(header_value: str) -> bytes:
     """A header value's bytes, whatever they are (never an exception, never a 500)."""
     return header_value.encode("utf-8", "surrogateescape")
 

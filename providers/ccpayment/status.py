@@ -1,12 +1,11 @@
-"""CCPayment's v1 Order Information Interface: the reconciler's client, split from
-providers/ccpayment.py to keep that module small. ``CCPaymentAdapter.status_api`` is a
-:class:`CCPaymentStatusApi`.
+"""CCPayment's v1 Order Information Interface: the reconciler's client
+(``CCPaymentAdapter.status_api`` is a :class:`CCPaymentStatusApi`).
 
 ``POST {base_url}/ccpayment/v1/bill/info`` with ``{"merchant_order_ids": [...]}`` (at most
 100), signed like a callback with the account's first secret. The answer is signed the same
 way over its whole body and is verified against every configured secret before anything in
 it is believed. Its ``trade_list`` entries are credits keyed like the webhook's (by
-``txid``: see :func:`providers.ccpayment.credit_key`), so a transfer seen both ways is
+``txid``: see :func:`providers.ccpayment.scheme.credit_key`), so a transfer seen both ways is
 counted once. ``refund_list`` is left out: its semantics (which refunds are final, in which
 token) are undocumented, and a refund counted wrongly is money misstated.
 """
@@ -21,9 +20,8 @@ from typing import Any
 import orjson
 
 from paysync.errors import MalformedMessage, ProviderRefused, ProviderUnavailable
-from paysync.settings import ProviderAccount
 from providers.base import HttpAnswer, HttpCall, PaymentRef, Poll, StatusClient
-from providers.ccpayment import (
+from providers.ccpayment.scheme import (
     CONTENT_TYPE,
     HEADER_APP_ID,
     HEADER_SIGN,
@@ -53,8 +51,7 @@ class CCPaymentStatusApi:
 
     default_base_url = DEFAULT_BASE_URL
 
-    def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
-        assert isinstance(account, CCPaymentAccount)
+    def client(self, account_name: str, account: CCPaymentAccount, base_url: str) -> StatusClient:
         return CCPaymentStatusClient(account_name, account, base_url)
 
 

@@ -1,5 +1,5 @@
-"""PayCore's Commerce private API: the reconciler's client, split from providers/paycore.py
-to keep that module small. ``PayCoreAdapter.status_api`` is a :class:`PayCoreStatusApi`.
+"""PayCore's Commerce private API: the reconciler's client (``PayCoreAdapter.status_api``
+is a :class:`PayCoreStatusApi`).
 
 ``GET {base_url}/payment-invoices/{cpi_id}`` with HTTP Basic ``account_id:api_key``
 answers the invoice's JSON:API document, the same document a callback carries; it is read
@@ -16,9 +16,9 @@ from datetime import datetime
 from urllib.parse import quote
 
 from paysync.errors import ConfigError, MalformedMessage, ProviderRefused
-from paysync.settings import ProviderAccount, Secret
+from paysync.settings import Secret
 from providers.base import HttpAnswer, HttpCall, PaymentRef, Poll, StatusClient
-from providers.paycore import NAME, PAYMENT_INVOICES, PayCoreAccount, invoice_observations
+from providers.paycore.scheme import NAME, PAYMENT_INVOICES, PayCoreAccount, invoice_observations
 from providers.payload import load_json_object
 from schemas.observation import Observation, Source
 
@@ -36,8 +36,7 @@ class PayCoreStatusApi:
 
     default_base_url = DEFAULT_STATUS_BASE_URL
 
-    def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
-        assert isinstance(account, PayCoreAccount)
+    def client(self, account_name: str, account: PayCoreAccount, base_url: str) -> StatusClient:
         account_id, api_key = account.api_account_id, account.api_key
         if account_id is None or api_key is None:
             raise ConfigError(account.status_api_problems(NAME, account_name))

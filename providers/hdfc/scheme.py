@@ -1,5 +1,6 @@
-"""HDFC SmartGateway (Juspay): webhook credentials and parsing, the signed return URL, and
-the status mapping (design §5 and §8, providers/hdfc_smartgateway.md).
+"""HDFC SmartGateway (Juspay): the scheme — account model, status mapping, the return URL's
+signature and the order object webhooks and the status API carry (design §5 and §8,
+providers/hdfc_smartgateway.md).
 
 Two inbound schemes:
 
@@ -14,8 +15,9 @@ Two inbound schemes:
   documented, so we try three variants (design §8) and record which one matched.
 
 The Order Status API (``GET /orders/{order_id}``) answers the same order object as a
-webhook's ``content.order``; :func:`order_observations` reads both. Its client lives in
-providers/hdfc_status.py (``HdfcAdapter.status_api``).
+webhook's ``content.order``; :func:`order_observations` reads both. The adapter (webhooks,
+the return URL) is in providers/hdfc/adapter.py, the status-API client in
+providers/hdfc/status.py.
 
 Amounts are rupees as decimals, never paise.
 """
@@ -23,7 +25,6 @@ Amounts are rupees as decimals, never paise.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
@@ -33,21 +34,10 @@ from urllib.parse import quote, quote_plus, unquote
 
 from pydantic import Field
 
-from paysync.errors import AuthenticationError, MalformedMessage
-from paysync.settings import ProviderAccount, SecretRef
-from providers.base import (
-    JSON_MEDIA_TYPES,
-    Ack,
-    ReturnHint,
-    ReturnPagesAccount,
-    ReturnUrlScheme,
-    StatusApi,
-    Verified,
-    VerifiedReturn,
-    parse_form,
-)
-from providers.payload import load_json_object, money, optional_text, required_text
-from schemas.envelope import Envelope
+from paysync.errors import MalformedMessage
+from paysync.settings import SecretRef
+from providers.base import ReturnPagesAccount
+from providers.payload import money, optional_text, required_text
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
@@ -194,132 +184,6 @@ def received_signature(raw: str) -> str:
     return value.replace(" ", "+")
 
 
-class HdfcReturns:
-    """The signed return URL (``ReturnUrlScheme``)."""
-
-    def verify_return(
-        self, account: ProviderAccount, params: Mapping[str, str], now: datetime
-    ) -> VerifiedReturn:
-        assert isinstance(account, HdfcAccount)
-        if not account.response_keys:
-            raise AuthenticationError("return_not_configured")
-        given = _required(params.get("signature"), "signature")
-        order_id = _required(_order_id(params), "order_id")
-        status = _required(params.get("status"), "status")
-        given_bytes = received_signature(given).encode()
-        # Every key under every variant (no early exit); the first match in order wins.
-        matches = [
-            (key.ref, variant)
-            for variant in RETURN_VARIANTS
-            for key in account.response_keys
-            if hmac.compare_digest(sign_return(params, key.reveal(), variant).encode(), given_bytes)
-        ]
-        if not matches:
-            raise AuthenticationError("bad_signature")
-        ref, variant = matches[0]
-        return VerifiedReturn(
-            secret_ref=ref,
-            variant=variant,
-            order_id=order_id,
-            provider_status=status,
-            status=MAPPING.canonical(status),
-        )
-
-    def parse_return(self, envelope: Envelope) -> ReturnHint:
-        params = parse_form(envelope.body)
-        order_id, status = _order_id(params), params.get("status")
-        if not order_id:
-            raise MalformedMessage("return parameters carry no order_id")
-        if not status:
-            raise MalformedMessage("return parameters carry no status")
-        return ReturnHint(
-            provider=NAME,
-            account=envelope.account,
-            # Juspay's order_id is the id the merchant chose when creating the order.
-            merchant_ref=order_id,
-            provider_ref=None,
-            provider_status=status,
-            observed_at=envelope.received_at,
-            dedup_key=f"{NAME}:{envelope.account}:{order_id}:return:{status}",
-        )
-
-
-def _order_id(params: Mapping[str, str]) -> str | None:
-    # The kits fall back to camelCase; either way the value is covered by the signature.
-    return params.get("order_id") or params.get("orderId")
-
-
-def _required(value: str | None, name: str) -> str:
-    if not value:
-        raise AuthenticationError("missing_parameter", name)
-    return value
-
-
-# --- webhooks -----------------------------------------------------------------------------
-
-
-class HdfcAdapter:
-    name = NAME
-    account_model = HdfcAccount
-    callback_ack = Ack(status=200, body=b"", content_type="text/plain")
-    callback_media_types = JSON_MEDIA_TYPES
-    returns: ReturnUrlScheme | None = HdfcReturns()
-
-    @property
-    def status_api(self) -> StatusApi:
-        # Imported on use: that module builds on this one (the account, the order parser).
-        from providers.hdfc_status import HdfcStatusApi
-
-        return HdfcStatusApi()
-
-    def verify_callback(
-        self,
-        account: ProviderAccount,
-        headers: Mapping[str, str],
-        body: bytes,
-        now: datetime,
-    ) -> Verified:
-        """HTTP Basic against the webhook username and every configured password.
-
-        There is no timestamp and no body signature: replays are absorbed by dedup, and
-        the status API confirms before anything is fulfilled (design §6).
-        """
-        assert isinstance(account, HdfcAccount)
-        username, password = _basic_credentials(headers.get(HEADER_AUTHORIZATION))
-        user_ok = hmac.compare_digest(username, account.webhook_username.encode())
-        # Both parts are compared for every password, so timing tells nothing about which
-        # part was wrong.
-        matching = [
-            secret.ref
-            for secret in account.secrets
-            if hmac.compare_digest(password, secret.reveal().encode()) and user_ok
-        ]
-        if not matching:
-            raise AuthenticationError("bad_credentials")
-        return Verified(secret_ref=matching[0])
-
-    def parse_callback(self, envelope: Envelope) -> list[Observation]:
-        doc = load_json_object(envelope.body)
-        if "JWT" in doc:
-            raise MalformedMessage(
-                "JWT/JWE webhooks are not supported; configure Basic-auth JSON webhooks"
-            )
-        content = doc.get("content")
-        order = content.get("order") if isinstance(content, dict) else None
-        if not isinstance(order, dict):
-            raise MalformedMessage("content.order is missing or not an object")
-        return order_observations(
-            order,
-            account=envelope.account,
-            source=Source.CALLBACK,
-            # The event's time, when Juspay stated the order's status.
-            observed_at=_utc(doc.get("date_created")) or envelope.received_at,
-        )
-
-
-ADAPTER = HdfcAdapter()
-
-
 def order_observations(
     order: Mapping[str, Any], *, account: str, source: Source, observed_at: datetime
 ) -> list[Observation]:
@@ -350,23 +214,6 @@ def order_observations(
     return [status_observation, *refunds]
 
 
-def _basic_credentials(header: str | None) -> tuple[bytes, bytes]:
-    """``(username, password)`` bytes of a Basic ``Authorization`` header."""
-    if not header:
-        raise AuthenticationError("missing_header", HEADER_AUTHORIZATION)
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "basic" or not token.strip():
-        raise AuthenticationError("bad_credentials", "not Basic credentials")
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise AuthenticationError("bad_credentials", "credentials are not base64") from None
-    username, colon, password = decoded.partition(b":")
-    if not colon:
-        raise AuthenticationError("bad_credentials", "credentials have no colon")
-    return username, password
-
-
 def _refunds(
     order: Mapping[str, Any], key_prefix: str, observed_at: datetime, common: Mapping[str, Any]
 ) -> list[Observation]:
@@ -389,7 +236,7 @@ def _refunds(
             Observation(
                 kind=Kind.REFUND,
                 dedup_key=f"{key_prefix}:refund:{request_id}",
-                observed_at=_utc(entry.get("created")) or observed_at,
+                observed_at=utc_time(entry.get("created")) or observed_at,
                 provider_status="SUCCESS",
                 record_id=request_id,
                 amount=money(entry, "amount", "amount", required=True),
@@ -399,7 +246,7 @@ def _refunds(
     return found
 
 
-def _utc(value: object) -> datetime | None:
+def utc_time(value: object) -> datetime | None:
     """An ISO-8601 time as aware UTC; Juspay states UTC, so a naive one is read as UTC."""
     if not isinstance(value, str):
         return None

@@ -1,5 +1,5 @@
-"""Plural's Get Order API: the reconciler's client, split from providers/plural.py to keep
-that module small. ``PluralAdapter.status_api`` is a :class:`PluralStatusApi`.
+"""Plural's Get Order API: the reconciler's client (``PluralAdapter.status_api`` is a
+:class:`PluralStatusApi`).
 
 An OAuth token from ``POST {base_url}/api/auth/v1/token`` (client credentials), cached per
 client and refreshed early (its life read from ``expires_at``, as the official SDK models
@@ -24,10 +24,10 @@ from urllib.parse import quote
 import orjson
 
 from paysync.errors import ConfigError, MalformedMessage, ProviderRefused
-from paysync.settings import ProviderAccount, Secret
+from paysync.settings import Secret
 from providers.base import HttpAnswer, HttpCall, PaymentRef, Poll, StatusClient
 from providers.payload import load_json_object, required_text
-from providers.plural import NAME, PluralAccount, load_order, order_observations, stated_time
+from providers.plural.scheme import NAME, PluralAccount, load_order, order_observations, stated_time
 from schemas.observation import Source
 
 DEFAULT_BASE_URL = "https://api.pluralpay.in"
@@ -54,8 +54,7 @@ class PluralStatusApi:
 
     default_base_url = DEFAULT_BASE_URL
 
-    def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
-        assert isinstance(account, PluralAccount)
+    def client(self, account_name: str, account: PluralAccount, base_url: str) -> StatusClient:
         if account.client_id is None or account.client_secret is None:
             raise ConfigError(account.status_api_problems(NAME, account_name))
         return PluralStatusClient(

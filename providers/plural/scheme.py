@@ -1,4 +1,5 @@
-"""Plural (Pine Labs Online): webhook and return-URL signatures, parsing, status mapping.
+"""Plural (Pine Labs Online): the scheme — account model, status mapping, the webhook and
+return-URL signatures, and the order object webhooks and Get Order carry.
 
 Webhooks follow the Standard Webhooks layout (providers/plural.md): headers ``webhook-id``,
 ``webhook-timestamp`` (Unix seconds) and ``webhook-signature`` (space-separated
@@ -16,8 +17,8 @@ Dedup keys name the raw Plural status, so the status API reporting the same orde
 later produces the same key: ``plural:<account>:<order_id>:status:<STATUS>``.
 
 Get Order (the status API) answers the same order object as a webhook's ``data``;
-:func:`order_observations` reads both. Its client lives in providers/plural_status.py
-(``PluralAdapter.status_api``).
+:func:`order_observations` reads both. The adapter (webhooks, the return URL) is in
+providers/plural/adapter.py, the status-API client in providers/plural/status.py.
 """
 
 from __future__ import annotations
@@ -27,27 +28,17 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from paysync.errors import AuthenticationError, MalformedMessage
-from paysync.settings import ProviderAccount, Secret, SecretRef
-from providers.base import (
-    JSON_MEDIA_TYPES,
-    Ack,
-    ReturnHint,
-    ReturnPagesAccount,
-    StatusApi,
-    Verified,
-    VerifiedReturn,
-    parse_form,
-)
-from providers.payload import load_json_object, required_header, required_text
-from schemas.envelope import Envelope
+from paysync.errors import MalformedMessage
+from paysync.settings import Secret, SecretRef
+from providers.base import ReturnPagesAccount
+from providers.payload import load_json_object, required_text
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
@@ -85,7 +76,7 @@ MAPPING = StatusMapping(
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 # Longer than any Unix time in seconds for millennia: outside every tolerance, and keeps
 # int() away from its digit limit.
-_MAX_TIMESTAMP_DIGITS = 15
+MAX_TIMESTAMP_DIGITS = 15
 
 
 def webhook_key(secret: str, encoding: KeyEncoding) -> tuple[KeyEncoding, bytes]:
@@ -155,111 +146,6 @@ class PluralAccount(ReturnPagesAccount):
         return keys
 
 
-class PluralReturns:
-    """The signed redirect back from Plural's hosted checkout."""
-
-    def verify_return(
-        self, account: ProviderAccount, params: Mapping[str, str], now: datetime
-    ) -> VerifiedReturn:
-        assert isinstance(account, PluralAccount)
-        if not account.return_keys:
-            raise AuthenticationError("return_not_configured")
-        given = _param(params, SIGNATURE_PARAM, AuthenticationError("missing_parameter"))
-        order_id = _param(params, "order_id", AuthenticationError("missing_parameter"))
-        field, provider_status = _return_status(params, AuthenticationError("missing_parameter"))
-        given_bytes = given.upper().encode("utf-8")
-        matched: Secret | None = None
-        for key in account.return_keys:
-            expected = return_signature(params, key.reveal()).encode("ascii")
-            if hmac.compare_digest(expected, given_bytes) and matched is None:
-                matched = key
-        if matched is None:
-            raise AuthenticationError("bad_signature")
-        return VerifiedReturn(
-            secret_ref=matched.ref,
-            # Which status field arrived: open question 3 of providers/plural.md.
-            variant=field,
-            order_id=order_id,
-            provider_status=provider_status,
-            status=MAPPING.canonical(provider_status),
-        )
-
-    def parse_return(self, envelope: Envelope) -> ReturnHint:
-        params = parse_form(envelope.body)
-        order_id = _param(params, "order_id", MalformedMessage("order_id is missing"))
-        _, provider_status = _return_status(params, MalformedMessage("status is missing"))
-        return ReturnHint(
-            provider=NAME,
-            account=envelope.account,
-            merchant_ref=None,
-            provider_ref=order_id,
-            provider_status=provider_status,
-            observed_at=envelope.received_at,
-            dedup_key=f"{NAME}:{envelope.account}:{order_id}:return:{provider_status}",
-        )
-
-
-class PluralAdapter:
-    name = NAME
-    account_model = PluralAccount
-    callback_ack = Ack(status=200, body=b"", content_type="text/plain")
-    callback_media_types = JSON_MEDIA_TYPES
-    returns = PluralReturns()
-
-    @property
-    def status_api(self) -> StatusApi:
-        # Imported on use: that module builds on this one (the account, the order parser).
-        from providers.plural_status import PluralStatusApi
-
-        return PluralStatusApi()
-
-    def verify_callback(
-        self,
-        account: ProviderAccount,
-        headers: Mapping[str, str],
-        body: bytes,
-        now: datetime,
-    ) -> Verified:
-        assert isinstance(account, PluralAccount)
-        msg_id, timestamp, header = (
-            required_header(headers, h) for h in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)
-        )
-        if not (timestamp.isascii() and timestamp.isdigit()):
-            raise AuthenticationError("bad_timestamp", "webhook-timestamp must be Unix seconds")
-        if (
-            len(timestamp) > _MAX_TIMESTAMP_DIGITS
-            or abs(now.timestamp() - int(timestamp)) > account.timestamp_tolerance_seconds
-        ):
-            raise AuthenticationError("stale_timestamp")
-        given = list(_v1_signatures(header))
-        matched: tuple[Secret, KeyEncoding] | None = None
-        # Every secret against every entry, so timing does not tell which one matched.
-        for secret in account.secrets:
-            encoding, key = webhook_key(secret.reveal(), account.webhook_key_encoding)
-            expected = webhook_signature(msg_id, timestamp, body, key)
-            for candidate in given:
-                if hmac.compare_digest(expected, candidate) and matched is None:
-                    matched = (secret, encoding)
-        if matched is None:
-            raise AuthenticationError("bad_signature")
-        return Verified(
-            secret_ref=matched[0].ref,
-            http_headers={HEADER_ID: msg_id, HEADER_TIMESTAMP: timestamp},
-            variant=matched[1],
-            replay_key=msg_id,
-        )
-
-    def parse_callback(self, envelope: Envelope) -> list[Observation]:
-        order = load_order(envelope.body)
-        return order_observations(
-            order,
-            account=envelope.account,
-            source=Source.CALLBACK,
-            observed_at=stated_time(order) or _sent_time(envelope),
-            record_id=envelope.http_headers.get(HEADER_ID) or None,
-        )
-
-
 def order_observations(
     order: Mapping[str, Any],
     *,
@@ -294,35 +180,6 @@ def order_observations(
             currency=currency,
         )
     ]
-
-
-ADAPTER = PluralAdapter()
-
-
-def _v1_signatures(header: str) -> Iterable[bytes]:
-    """The decoded ``v1`` entries; other versions and undecodable entries are ignored."""
-    for entry in header.split():
-        version, _, value = entry.partition(",")
-        if version != "v1":
-            continue
-        try:
-            yield base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            continue
-
-
-def _param(params: Mapping[str, str], name: str, error: Exception) -> str:
-    value = params.get(name)
-    if not value:
-        raise error
-    return value
-
-
-def _return_status(params: Mapping[str, str], error: Exception) -> tuple[str, str]:
-    for name in STATUS_PARAMS:
-        if value := params.get(name):
-            return name, value
-    raise error
 
 
 def load_order(body: bytes) -> dict[str, Any]:
@@ -371,13 +228,3 @@ def stated_time(order: Mapping[str, Any]) -> datetime | None:
     if when is None or when.tzinfo is None:
         raise MalformedMessage("data.updated_at is not an ISO-8601 time with a zone")
     return when.astimezone(UTC)
-
-
-def _sent_time(envelope: Envelope) -> datetime:
-    """When the webhook was sent (its signed timestamp), else when it arrived."""
-    sent = envelope.http_headers.get(HEADER_TIMESTAMP)
-    if sent is None:
-        return envelope.received_at
-    if not (sent.isascii() and sent.isdigit()) or len(sent) > _MAX_TIMESTAMP_DIGITS:
-        raise MalformedMessage("webhook-timestamp in the envelope is not Unix seconds")
-    return datetime.fromtimestamp(int(sent), tz=UTC)

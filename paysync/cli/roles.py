@@ -1,4 +1,5 @@
-"""The composition root of the long-running roles: builds every object once, runs, drains.
+"""The long-running roles (``paysync ingest | worker | reconciler | all``): builds every
+object once, runs, drains.
 
 ``run_roles`` checks what can only be wrong at start-up (TLS files, ports: a failure stops
 the process at once, with one line naming the cause), then starts the requested roles
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack
 
@@ -24,8 +24,8 @@ from aiohttp import web
 
 from ingest.app import build_app
 from ingest.server import ingest_runner
-from paysync.amqp import Topology
 from paysync.broker import Broker
+from paysync.connections import broker_of
 from paysync.db import create_pool
 from paysync.errors import RoleEnded, StartupError
 from paysync.health import Health
@@ -35,7 +35,7 @@ from paysync.probes import build_probe_app
 from paysync.settings import Settings
 from paysync.tls import check_tls_files
 from providers import MAPPINGS
-from providers.base import ProviderAdapter
+from providers.registry import Provider
 from reconciler.rounds import Rounds
 from worker.consumer import Consumer
 from worker.relay import Relay
@@ -48,35 +48,9 @@ ROLES = ("ingest", "worker", "reconciler")
 Extra = Callable[[Broker, asyncio.Event], Coroutine[None, None, None]]
 
 
-def topology_of(settings: Settings) -> Topology:
-    return Topology(
-        prefix=settings.broker.name_prefix, delivery_limit=settings.broker.delivery_limit
-    )
-
-
-def connection_name(what: str) -> str:
-    """How this process shows in RabbitMQ's connection list (``rabbitmqctl
-    list_connections client_properties``), so an operator can tell (and close) it."""
-    return f"paysync {what} {socket.gethostname()} pid {os.getpid()}"
-
-
-def broker_of(settings: Settings, what: str = "client") -> Broker:
-    """The broker link a process gets from its settings (not yet started)."""
-    config = settings.broker
-    return Broker(
-        settings.amqp_url,
-        topology_of(settings),
-        reconnect_seconds=config.reconnect_seconds,
-        reconnect_max_seconds=config.reconnect_max_seconds,
-        heartbeat_seconds=config.heartbeat_seconds,
-        connect_timeout_seconds=config.connect_timeout_seconds,
-        name=connection_name(what),
-    )
-
-
 async def run_roles(
     settings: Settings,
-    registry: Mapping[str, ProviderAdapter],
+    registry: Mapping[str, Provider],
     roles: set[str],
     extra: Extra | None = None,
 ) -> None:

@@ -15,23 +15,33 @@ import aiohttp
 import asyncpg
 import orjson
 
-from ingest.api import QUERIES_PATH, read_timeline
 from paysync.amqp import declare
 from paysync.broker import Broker
-from paysync.db import create_pool, load_queries
-from paysync.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, StartupError
+from paysync.cli.failures import UsageError, configured_account
+from paysync.cli.render import (
+    console,
+    print_json,
+    print_listing,
+    print_refold,
+    print_replay,
+    print_table,
+    tracking,
+)
+from paysync.cli.roles import run_roles
+from paysync.cli.timeline_text import render_text
+from paysync.connections import broker_of, connection_name, topology_of
+from paysync.db import create_pool
+from paysync.errors import BrokerUnavailable, DatabaseUnavailable, StartupError
 from paysync.logging import get_logger
 from paysync.migrate import apply_migrations, discover, ensure_database
-from paysync.runner import broker_of, connection_name, run_roles, topology_of
-from paysync.settings import ProviderAccount, Secret, Settings
-from paysync.timeline import render_text
+from paysync.settings import Secret, Settings
+from paysync.timeline.store import Timelines
 from providers import MAPPINGS
-from providers.base import ProviderAdapter
-from reconciler.console import print_json, print_table, tracking
+from providers.registry import Provider
 from reconciler.job import Filters, parse_duration, run_job
 from simulator.sender import send_lifecycles
 from worker import dead
-from worker.refold import print_report, refold_all
+from worker.refold import refold_all
 from worker.store import Store
 
 log = get_logger(__name__)
@@ -115,28 +125,13 @@ async def _attempts(wait_seconds: float, attempt: Callable[[], Awaitable[T]]) ->
             await asyncio.sleep(1)
 
 
-async def serve(
-    settings: Settings, registry: Mapping[str, ProviderAdapter], roles: set[str]
-) -> int:
+async def serve(settings: Settings, registry: Mapping[str, Provider], roles: set[str]) -> int:
     await run_roles(settings, registry, roles)
     return 0
 
 
-def _simulated_account(
-    settings: Settings, provider: str, name: str | None
-) -> tuple[str, ProviderAccount]:
-    accounts = settings.accounts.get(provider, {})
-    if name is None and accounts:
-        name = next(iter(accounts))
-    account = accounts.get(name or "")
-    if account is None:
-        raise ConfigError([f"accounts.{provider}.{name or '<any>'}: no such account to simulate"])
-    assert name is not None
-    return name, account
-
-
 async def simulate(settings: Settings, args: argparse.Namespace) -> int:
-    name, account = _simulated_account(settings, args.provider, args.account)
+    name, account = configured_account(settings, args.provider, args.account, "simulate")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         report = await send_lifecycles(
             session,
@@ -162,7 +157,12 @@ async def simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 async def watch_events(settings: Settings, binding: str, count: int, timeout: float) -> int:
     """Print each event body on its own line, from a temporary queue bound to the events."""
-    connection = await _any_node(settings)
+    try:
+        connection = await _any_node(settings)
+    except _UNREACHABLE as exc:
+        raise BrokerUnavailable(
+            f"RabbitMQ not reachable ({_why(exc)}): check amqp_url / PAYSYNC_AMQP_URL"
+        ) from None
     async with connection:
         channel = await connection.channel()
         exchange = topology_of(settings).events_exchange
@@ -199,16 +199,16 @@ async def show_payment(
     """Print a payment's timeline (the /v1 API's JSON with ``as_json``); 1 when absent."""
     pool = await create_pool(settings.database_url, max_size=1)
     try:
-        timeline = await read_timeline(
-            pool, load_queries(QUERIES_PATH), provider, account, merchant_ref
-        )
+        timeline = await Timelines(pool).read(provider, account, merchant_ref)
     except DatabaseUnavailable as exc:
         print(f"paysync: database unavailable: {exc}", file=sys.stderr)
         return 1
     finally:
         await pool.close()
     if timeline is None:
-        print(f"paysync: no payment {provider}/{account}/{merchant_ref}", file=sys.stderr)
+        unknown = "" if settings.account(provider, account) else f" (no {provider} account"
+        unknown += f" {account!r} is configured)" if unknown else ""
+        print(f"paysync: no payment {provider}/{account}/{merchant_ref}{unknown}", file=sys.stderr)
         return 1
     if as_json:
         print(orjson.dumps(timeline, option=orjson.OPT_INDENT_2).decode())
@@ -217,7 +217,9 @@ async def show_payment(
     return 0
 
 
-async def refold_payments(settings: Settings, *, dry_run: bool, as_json: bool) -> int:
+async def refold_payments(
+    settings: Settings, *, dry_run: bool, as_json: bool, wide: bool = False
+) -> int:
     """Rewrite (or with ``dry_run`` only report) the stored rows that differ from the
     fold of their receipts; 1 when the database failed (rows done so far stay done)."""
     pool = await create_pool(settings.database_url, max_size=1)
@@ -228,28 +230,21 @@ async def refold_payments(settings: Settings, *, dry_run: bool, as_json: bool) -
         return 1
     finally:
         await pool.close()
-    print_report(report, as_json=as_json)
+    print_refold(report, as_json=as_json, out=console(wide=wide))
     return 0
 
 
 async def reconcile(
-    settings: Settings, registry: Mapping[str, ProviderAdapter], args: argparse.Namespace
+    settings: Settings, registry: Mapping[str, Provider], args: argparse.Namespace
 ) -> int:
     """The operator's job; exit 1 when any check failed, 2 when the filters name no
     configured account (a typo would otherwise check nothing and succeed)."""
-    configured = sorted(settings.accounts.get(args.provider, {}))
-    if args.account is not None and args.account not in configured:
-        named = ", ".join(configured) or "none"
-        print(
-            f"paysync: reconcile: no {args.provider} account {args.account!r} is configured"
-            f" (configured: {named})",
-            file=sys.stderr,
-        )
-        return 2
+    if args.account is not None:
+        configured_account(settings, args.provider, args.account, "reconcile")
     try:
         since = parse_duration(args.since)
     except ValueError as exc:
-        raise ConfigError([f"--since: {exc}"]) from None
+        raise UsageError(f"reconcile: --since {exc}") from None
     filters = Filters(
         provider=args.provider, account=args.account, since=since, refs=tuple(args.ref)
     )
@@ -270,7 +265,10 @@ async def reconcile(
                 on_selected=tracker.selected,
                 on_checked=tracker.checked,
             )
-    (print_json if args.json else print_table)(report, dry_run=args.dry_run)
+    if args.json:
+        print_json(report, dry_run=args.dry_run)
+    else:
+        print_table(report, dry_run=args.dry_run, out=console(wide=args.wide))
     return 1 if any(c.outcome == "failed" for c in report.checks) else 0
 
 
@@ -290,11 +288,11 @@ async def _connected(settings: Settings, wait_seconds: float = 30.0) -> AsyncIte
         await broker.close()
 
 
-async def list_dead(settings: Settings, *, limit: int, as_json: bool) -> int:
+async def list_dead(settings: Settings, *, limit: int, as_json: bool, wide: bool = False) -> int:
     """Print the dead letters; every one stays on paysync.dead."""
     async with _connected(settings) as broker:
         listing = await dead.list_dead(broker, limit=limit)
-    dead.print_listing(listing, as_json=as_json)
+    print_listing(listing, as_json=as_json, out=console(wide=wide))
     return 0
 
 
@@ -305,6 +303,7 @@ async def replay_dead(
     reason: str | None,
     everything: bool,
     dry_run: bool,
+    wide: bool = False,
 ) -> int:
     """Replay dead letters onto paysync.inbound; 1 when an id was not found or a publish
     was not confirmed (that message stays on paysync.dead)."""
@@ -316,5 +315,5 @@ async def replay_dead(
             confirm_timeout=settings.worker.publish_timeout_seconds,
             dry_run=dry_run,
         )
-    dead.print_replay(report)
+    print_replay(report, out=console(wide=wide))
     return 0 if report.ok else 1

@@ -26,11 +26,11 @@ from aiohttp import web
 
 from paysync.amqp import broker_errors, close_quietly
 from paysync.broker import Broker
+from paysync.cli.roles import run_roles
 from paysync.errors import BrokerUnavailable, ConfigError
 from paysync.logging import get_logger
-from paysync.runner import run_roles
 from paysync.settings import ProviderAccount, Settings
-from providers.base import ProviderAdapter
+from providers.registry import Provider
 from simulator import SIMULATORS
 from simulator.base import Lifecycle
 from simulator.sender import send_request
@@ -43,7 +43,7 @@ Account = tuple[str, str, ProviderAccount]
 
 async def demo(
     settings: Settings,
-    registry: Mapping[str, ProviderAdapter],
+    registry: Mapping[str, Provider],
     *,
     every: float,
     status_port: int,
