@@ -3,19 +3,37 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 VENV := .venv
 BIN := $(VENV)/bin
+# The configuration `make run`, `make events` and `make reset` use (the demo's by default).
+CONFIG ?= paysync.toml
+# `make test` uses Postgres/RabbitMQ on 127.0.0.1 (started or installed if needed), unless
+# both PAYSYNC_TEST_PG_URL and PAYSYNC_TEST_AMQP_URL name servers of your own.
+TEST_SERVICES := $(if $(and $(PAYSYNC_TEST_PG_URL),$(PAYSYNC_TEST_AMQP_URL)),,services)
 
-.PHONY: run test check lint typecheck lint-deploy bench faults faults-cluster services venv browser events clean
+.PHONY: run test test-unit test-integration test-e2e check lint typecheck lint-deploy bench \
+	faults faults-cluster services venv browser events reset clean
 
 ## run: start Postgres/RabbitMQ if needed, migrate, run all roles + the simulated providers
+## (CONFIG=path: another configuration; its secrets must be in the environment)
 run: services venv
-	deploy/run-demo.sh
+	PAYSYNC_CONFIG=$(CONFIG) deploy/run-demo.sh
 
-## test: start Postgres/RabbitMQ if needed and run the whole test suite
-test: services venv browser
+## test: lint, mypy --strict and the whole test suite (what CI runs, via .ci/run); installs
+## Debian's chromium for the console's browser test when missing
+test: lint typecheck $(TEST_SERVICES) venv browser
 	$(BIN)/pytest
 
-## check: lint, type-check, validate deploy/ and test (what a reviewer runs)
-check: lint typecheck lint-deploy test
+## test-unit: no services, seconds; test-integration / test-e2e: real Postgres and RabbitMQ
+test-unit: venv
+	$(BIN)/pytest tests/unit
+
+test-integration: $(TEST_SERVICES) venv
+	$(BIN)/pytest tests/integration
+
+test-e2e: $(TEST_SERVICES) venv browser
+	$(BIN)/pytest tests/e2e
+
+## check: test, plus validating deploy/ (what a reviewer runs)
+check: test lint-deploy
 
 lint: venv
 	$(BIN)/ruff check .
@@ -29,7 +47,7 @@ typecheck: venv
 ## Grafana dashboard's queries, the Dockerfile (hadolint) and compose.yaml (compose-spec)
 lint-deploy: venv
 	deploy/bootstrap.sh tools
-	$(BIN)/mypy --strict deploy/checks deploy/rabbitmq
+	$(BIN)/mypy --strict deploy/checks deploy/rabbitmq deploy/reset_demo.py
 	$(BIN)/python deploy/checks
 
 ## bench: benchmarks against baselines measured in the same run (never part of test)
@@ -48,7 +66,12 @@ faults-cluster: venv
 
 ## events: print the events paysync publishes (run beside `make run`)
 events: venv
-	set -a; [ -f .run/demo.env ] && . .run/demo.env; set +a; $(BIN)/paysync events watch
+	PAYSYNC_CONFIG=$(CONFIG) $(BIN)/paysync events watch
+
+## reset: drop the demo's database and its RabbitMQ exchanges and queues (CONFIG's; only
+## services on this machine), so the next `make run` starts from nothing
+reset: venv
+	PAYSYNC_CONFIG=$(CONFIG) $(BIN)/python deploy/reset_demo.py
 
 services:
 	deploy/bootstrap.sh services
@@ -63,5 +86,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	deploy/bootstrap.sh venv
 	touch $@
 
+## clean: remove the virtualenv, the demo's secrets and caches (`make reset` first to drop
+## the demo's database and queues too)
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache .hypothesis

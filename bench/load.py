@@ -27,7 +27,7 @@ import aiohttp
 
 from bench.config import ACCOUNT, APP_ID, SECRET_ENV
 from bench.cpu import CpuReader
-from providers.ccpayment import CONTENT_TYPE, HEADER_TIMESTAMP, NAME
+from providers.ccpayment.scheme import CONTENT_TYPE, HEADER_TIMESTAMP, NAME
 from schemas.envelope import Envelope, EnvelopeKind
 from simulator.ccpayment import signed, webhook_body
 

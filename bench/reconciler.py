@@ -37,7 +37,7 @@ from bench.status_sim import Simulator, Stamps, max_in_window, rate_of, simulato
 from bench.targets import Target, at_least, num, ratio
 from paysync.settings import Settings, load_settings
 from providers import account_models
-from providers.hdfc import HdfcAccount, api_authorization
+from providers.hdfc.scheme import HdfcAccount, api_authorization
 from simulator import SIMULATORS
 from simulator.status import OrderBook, max_per_second
 

@@ -2,7 +2,7 @@
 
 ``paysync`` loads settings from a temporary TOML file (a CCPayment account whose secret is
 read from ``$BENCH_CCPAYMENT_SECRET``) and wires ``build_app`` + ``Broker`` exactly as
-``paysync/runner.py`` does for the ingest role, without the worker (nor its imports).
+``paysync/cli/roles.py`` does for the ingest role, without the worker (nor its imports).
 ``baseline`` serves ``bench/baseline.py``. Either listens on 127.0.0.1:PORT until
 SIGTERM/SIGINT, or until the parent process goes away (so an interrupted benchmark leaves
 no server behind)."""
@@ -24,9 +24,9 @@ from bench.config import DEFAULT_AMQP_URL, SECRET_ENV, write_paysync_config
 from bench.lifetime import wait_for_stop
 from ingest.app import build_app
 from ingest.server import ingest_runner
+from paysync.connections import broker_of
 from paysync.logging import configure_logging
 from paysync.metrics import Metrics
-from paysync.runner import broker_of
 from paysync.settings import Settings, load_settings
 from providers import REGISTRY, account_models
 

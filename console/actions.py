@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from console.app import DEPS, payment_path
+from console.context import DEPS, payment_path
 from console.views import render
+from paysync import replay
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable
 from paysync.logging import get_logger
-from worker import dead, replay
+from worker import dead
 
 log = get_logger(__name__)
 

@@ -9,24 +9,24 @@ Content-Security-Policy: the pages need no script, and work as plain HTML forms.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import aiohttp_jinja2
 import asyncpg
 import jinja2
 from aiohttp import web
 
-from console.session import COOKIE, Session, Sessions
-from ingest.api import QUERIES_PATH as TIMELINE_QUERIES_PATH
+from console import actions, views
+from console.context import DEPS, SESSION, Deps, payment_path, set_session
+from console.session import COOKIE, Sessions
 from ingest.search import QUERIES_PATH as SEARCH_QUERIES_PATH
 from paysync.broker import Broker
 from paysync.db import load_queries
 from paysync.logging import get_logger
+from paysync.replay import QUERIES_PATH as REPLAY_QUERIES_PATH
 from paysync.settings import Settings
-from worker.replay import QUERIES_PATH as REPLAY_QUERIES_PATH
+from paysync.timeline.store import Timelines
 
 log = get_logger(__name__)
 
@@ -34,27 +34,10 @@ HERE = Path(__file__).parent
 PUBLIC = frozenset({"login", "login_submit", "static"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Deps:
-    settings: Settings
-    pool: asyncpg.Pool
-    broker: Broker
-    sessions: Sessions
-    queries: Mapping[str, str]
-    timeline_queries: Mapping[str, str]
-    search_queries: Mapping[str, str]
-    replay_queries: Mapping[str, str]
-
-
-DEPS = web.AppKey("console", Deps)
-SESSION = web.RequestKey("console_session", Session)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_console(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.Application:
-    from console import actions, views  # they import this module (DEPS, render helpers)
-
     config = settings.console
     key = (
         config.session_key.reveal().encode()
@@ -68,7 +51,7 @@ def build_console(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web
         broker=broker,
         sessions=Sessions(key, config.session_max_age_seconds, settings.api.tokens),
         queries=load_queries(HERE / "queries.sql"),
-        timeline_queries=load_queries(TIMELINE_QUERIES_PATH),
+        timelines=Timelines(pool),
         search_queries=load_queries(SEARCH_QUERIES_PATH),
         replay_queries=load_queries(REPLAY_QUERIES_PATH),
     )
@@ -96,37 +79,6 @@ def build_console(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web
     r.add_get("/reconcile/{run_id:[0-9]{1,18}}", views.reconcile_run, name="reconcile_run")
     r.add_static("/static", HERE / "static", name="static")
     return app
-
-
-def payment_path(provider: str, account: str, merchant_ref: str) -> str:
-    """The console page of a payment: each part one percent-encoded segment."""
-    return "/payments/" + "/".join(
-        quote(part, safe="") for part in (provider, account, merchant_ref)
-    )
-
-
-def base_context(request: web.Request) -> dict[str, object]:
-    """What every template gets: the form's CSRF token, whether logged in, the path."""
-    session: Session | None = request.get(SESSION)
-    deps = request.app[DEPS]
-    return {
-        "csrf": deps.sessions.csrf_token(session) if session else "",
-        "logged_in": deps.sessions.authenticated(session),
-        "path": request.path,
-    }
-
-
-def set_session(response: web.StreamResponse, request: web.Request, session: Session) -> None:
-    deps = request.app[DEPS]
-    response.set_cookie(
-        COOKIE,
-        deps.sessions.dump(session),
-        max_age=deps.sessions.max_age,
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=deps.settings.console.secure_cookies,
-    )
 
 
 @web.middleware

@@ -7,14 +7,14 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from console.app import DEPS, SESSION, base_context, set_session
 from console.charts import bar_chart
-from ingest.api import read_timeline, token_problem
+from console.context import DEPS, SESSION, base_context, set_session
+from ingest.api import token_problem
 from ingest.search import PARAMETERS, InvalidSearch, parse_filters, search_payments
 from paysync.db import translated_errors
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable
 from paysync.logging import get_logger
-from paysync.timeline import json_value
+from paysync.timeline.document import json_value
 from schemas.status import Status
 from worker.dead import list_dead
 
@@ -126,9 +126,7 @@ async def payment(request: web.Request) -> web.Response:
     if any("\x00" in m[k] for k in ("provider", "account", "merchant_ref")):
         raise web.HTTPBadRequest(text="400: a NUL character in the path")
     try:
-        timeline = await read_timeline(
-            deps.pool, deps.timeline_queries, m["provider"], m["account"], m["merchant_ref"]
-        )
+        timeline = await deps.timelines.read(m["provider"], m["account"], m["merchant_ref"])
     except DatabaseUnavailable as exc:
         return _unavailable(request, str(exc))
     if timeline is None:

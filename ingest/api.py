@@ -3,7 +3,8 @@
 Every request carries ``Authorization: Bearer <token>``, compared in constant time with
 each configured ``[api] tokens`` entry (several, for rotation); with none configured the
 API is disabled. ``GET /v1/payments/{provider}/{account}/{merchant_ref}`` answers the
-payment's state and timeline, read from Postgres in one read-only snapshot. Only this
+payment's state and timeline, read from Postgres in one read-only snapshot
+(``paysync.timeline.store``). Only this
 sub-application holds the pool: the callback path of ingest never touches Postgres.
 ``POST /v1/payments`` registers an expected payment (``ingest/registration.py``).
 """
@@ -11,26 +12,25 @@ sub-application holds the pool: the callback path of ingest never touches Postgr
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import orjson
 import structlog
 from aiohttp import web
 
-from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS, expect_continue
+from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS, TIMELINES, expect_continue
 from ingest.listing import add_search_routes
 from ingest.openapi import PUBLIC_ROUTES, add_openapi_route
 from ingest.registration import register_payment
 from ingest.replays import add_replay_routes
 from paysync.broker import Broker
-from paysync.db import load_queries, translated_errors
+from paysync.db import load_queries
 from paysync.errors import DatabaseUnavailable
 from paysync.logging import get_logger
 from paysync.settings import Secret, Settings
-from paysync.timeline import build_timeline
+from paysync.timeline.store import Timelines
 
 QUERIES_PATH = Path(__file__).with_name("queries.sql")
 
@@ -47,6 +47,7 @@ def build_api(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.App
     api[BROKER] = broker
     api[POOL] = pool
     api[QUERIES] = load_queries(QUERIES_PATH)
+    api[TIMELINES] = Timelines(pool)
     # Any character but "/" (which arrives as %2F) may be in a merchant ref: the default
     # segment pattern also refuses "{" and "}", which a registration accepts.
     api.router.add_get("/payments/{provider}/{account}/{merchant_ref:[^/]+}", show_payment)
@@ -108,9 +109,7 @@ async def show_payment(request: web.Request) -> web.Response:
         provider=provider, account=account, merchant_ref=merchant_ref
     )
     try:
-        timeline = await read_timeline(
-            request.app[POOL], request.app[QUERIES], provider, account, merchant_ref
-        )
+        timeline = await request.app[TIMELINES].read(provider, account, merchant_ref)
     except DatabaseUnavailable as exc:
         log.warning("timeline_unavailable", error=str(exc))
         return _error(503, "database_unavailable")
@@ -119,35 +118,3 @@ async def show_payment(request: web.Request) -> web.Response:
         return _error(404, "payment_not_found")
     log.info("timeline_served", observations=len(timeline["observations"]))
     return web.Response(body=orjson.dumps(timeline), content_type="application/json")
-
-
-async def read_timeline(
-    pool: asyncpg.Pool,
-    queries: Mapping[str, str],
-    provider: str,
-    account: str,
-    merchant_ref: str,
-) -> dict[str, Any] | None:
-    """The payment's timeline document, or None when there is no such payment.
-
-    One repeatable-read snapshot, so the state and the timeline agree with each other.
-    Raises ``DatabaseUnavailable`` when Postgres cannot answer.
-    """
-    async with (
-        translated_errors(),
-        pool.acquire() as conn,
-        conn.transaction(isolation="repeatable_read", readonly=True),
-    ):
-        payment = await conn.fetchrow(queries["payment_by_ref"], provider, account, merchant_ref)
-        if payment is None:
-            return None
-        payment_id = payment["id"]
-        observations = await conn.fetch(queries["payment_observations"], payment_id)
-        transitions = await conn.fetch(queries["payment_transitions"], payment_id)
-        events = await conn.fetch(queries["payment_events"], payment_id)
-    return build_timeline(
-        dict(payment),
-        [dict(r) for r in observations],
-        [dict(r) for r in transitions],
-        [dict(r) for r in events],
-    )

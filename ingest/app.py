@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from ingest.api import build_api
+from ingest.edge import CALLBACK, accepted, publish, received, refused, unconfirmed
 from ingest.http import (
     BROKER,
     CLOCK,
@@ -31,9 +32,7 @@ from ingest.http import (
     check_json,
     expect_continue,
     media_type,
-    publish_envelope,
     read_body,
-    reject,
 )
 from ingest.replay import ReplayGuard
 from ingest.returns import receive_return
@@ -44,7 +43,8 @@ from paysync.logging import get_logger
 from paysync.metrics import UNKNOWN, Metrics
 from paysync.probes import add_probe_routes
 from paysync.settings import ProviderAccount, Settings
-from providers.base import ProviderAdapter, Verified
+from providers.base import Verified
+from providers.registry import Provider
 from schemas.envelope import Envelope, EnvelopeKind
 
 log = get_logger(__name__)
@@ -57,7 +57,7 @@ def utc_now() -> datetime:
 def build_app(
     settings: Settings,
     broker: Broker,
-    registry: Mapping[str, ProviderAdapter],
+    registry: Mapping[str, Provider],
     metrics: Metrics,
     clock: Clock = utc_now,
     *,
@@ -104,51 +104,51 @@ async def _bind_request_context(request: web.Request, handler: Handler) -> web.S
 
 
 async def receive_callback(request: web.Request) -> web.StreamResponse:
-    provider, account_name = request.match_info["provider"], request.match_info["account"]
+    provider_name, account_name = request.match_info["provider"], request.match_info["account"]
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
-    adapter = request.app[REGISTRY].get(provider)
-    account = settings.account(provider, account_name)
-    if adapter is None or account is None:
-        reason = "unknown_provider" if adapter is None else "unknown_account"
-        # Unconfigured names never become label values.
-        label = provider if adapter is not None else UNKNOWN
-        metrics.callbacks.labels(label, UNKNOWN, "rejected", reason).inc()
-        log.info("callback_rejected", reason=reason)
-        return reject(404, reason)
-    structlog.contextvars.bind_contextvars(provider=provider, account=account_name)
-    counted = metrics.callbacks.labels
+    provider = request.app[REGISTRY].get(provider_name)
+    account = settings.account(provider_name, account_name)
+    if provider is None or account is None:
+        reason = "unknown_provider" if provider is None else "unknown_account"
+        label = provider_name if provider is not None else UNKNOWN
+        return refused(request, CALLBACK, Rejected(404, reason), provider=label)
+    structlog.contextvars.bind_contextvars(provider=provider_name, account=account_name)
     received_at = request.app[CLOCK].now()
-    ack = adapter.callback_ack
+    ack = provider.callback_ack
+    answer = web.Response(status=ack.status, body=ack.body, content_type=ack.content_type)
     try:
-        envelope, verified = await _authenticate(request, adapter, account, received_at)
+        envelope, verified = await _authenticate(request, provider, account, received_at)
     except Rejected as exc:
-        counted(provider, account_name, "rejected", exc.reason).inc()
-        log.info("callback_rejected", reason=exc.reason)
-        return reject(exc.status, exc.reason)
+        return refused(request, CALLBACK, exc, provider=provider_name, account=account_name)
     except Duplicate:
         # The provider's retry of a delivery already on the queue: the ack it asks for
         # (Plural: 2xx for duplicates), and nothing published again.
-        counted(provider, account_name, "duplicate", "replayed_delivery").inc()
-        log.info("callback_duplicate_acknowledged", reason="replayed_delivery")
-        return web.Response(status=ack.status, body=ack.body, content_type=ack.content_type)
+        accepted(
+            request,
+            CALLBACK,
+            provider=provider_name,
+            account=account_name,
+            outcome="duplicate",
+            reason="replayed_delivery",
+        )
+        return answer
     try:
-        with metrics.publish_confirm_seconds.time():
-            await publish_envelope(request.app[BROKER], envelope, settings)
+        await publish(request, envelope)
     except BrokerUnavailable as exc:
-        counted(provider, account_name, "unconfirmed", "broker_unavailable").inc()
-        log.warning("callback_unconfirmed", error=str(exc), message_id=envelope.message_id)
-        return reject(503, "broker_unavailable")
+        return unconfirmed(request, CALLBACK, envelope, exc)
     if verified.replay_key is not None:
-        request.app[REPLAYS].remember(f"{provider}/{account_name}/{verified.replay_key}")
-    counted(provider, account_name, "accepted", "").inc()
-    metrics.verified_by.labels(provider, account_name, verified.secret_ref).inc()
-    log.info(
-        "callback_accepted",
+        request.app[REPLAYS].remember(f"{provider_name}/{account_name}/{verified.replay_key}")
+    metrics.verified_by.labels(provider_name, account_name, verified.secret_ref).inc()
+    accepted(
+        request,
+        CALLBACK,
+        provider=provider_name,
+        account=account_name,
         message_id=envelope.message_id,
         verified_by=verified.secret_ref,
         variant=verified.variant or None,
     )
-    return web.Response(status=ack.status, body=ack.body, content_type=ack.content_type)
+    return answer
 
 
 class Duplicate(Exception):
@@ -157,7 +157,7 @@ class Duplicate(Exception):
 
 async def _authenticate(
     request: web.Request,
-    adapter: ProviderAdapter,
+    provider: Provider,
     account: ProviderAccount,
     received_at: datetime,
 ) -> tuple[Envelope, Verified]:
@@ -165,22 +165,21 @@ async def _authenticate(
     readable body (400). Raise ``Rejected`` on the first miss, ``Duplicate`` for a verified
     copy of a delivery id already confirmed (answered with the ack, published once)."""
     kind = media_type(request)
-    if kind is not None and kind not in adapter.callback_media_types:
+    if kind is not None and kind not in provider.callback_media_types:
         raise Rejected(415, "unsupported_media_type")
     body = await read_body(request)
     try:
         headers = SingleValued(request.headers)
-        verified = adapter.verify_callback(account, headers, body, received_at)
+        verified = provider.verify_callback(account, headers, body, received_at)
     except AuthenticationError as exc:
         raise Rejected(401, exc.reason) from None
     key = verified.replay_key
-    if key is not None and request.app[REPLAYS].seen(f"{adapter.name}/{_account(request)}/{key}"):
+    if key is not None and request.app[REPLAYS].seen(f"{provider.name}/{_account(request)}/{key}"):
         raise Duplicate
     check_json(body)
-    envelope = Envelope(
-        message_id=str(uuid.uuid4()),
-        kind=EnvelopeKind.CALLBACK,
-        provider=adapter.name,
+    envelope = received(
+        EnvelopeKind.CALLBACK,
+        provider=provider.name,
         account=_account(request),
         received_at=received_at,
         body=body,

@@ -1,4 +1,4 @@
-"""What the ingest routes share: typed app keys, rejections, body reading, publishing."""
+"""What the ingest routes share: typed app keys, rejections, body reading and checks."""
 
 from __future__ import annotations
 
@@ -14,12 +14,11 @@ from multidict import CIMultiDictProxy
 
 from ingest.replay import ReplayGuard
 from paysync.broker import Broker
-from paysync.broker import publish_envelope as publish
 from paysync.errors import AuthenticationError
 from paysync.metrics import Metrics
 from paysync.settings import ApiSettings, Settings
-from providers.base import ProviderAdapter
-from schemas.envelope import Envelope
+from paysync.timeline.store import Timelines
+from providers.registry import Provider
 
 Clock = Callable[[], datetime]
 
@@ -35,7 +34,7 @@ class ClockHolder:
 
 SETTINGS = web.AppKey("settings", Settings)
 BROKER = web.AppKey("broker", Broker)
-REGISTRY = web.AppKey("registry", Mapping[str, ProviderAdapter])
+REGISTRY = web.AppKey("registry", Mapping[str, Provider])
 CLOCK = web.AppKey("clock", ClockHolder)
 METRICS = web.AppKey("metrics", Metrics)
 REPLAYS = web.AppKey("replays", ReplayGuard)
@@ -43,6 +42,7 @@ REPLAYS = web.AppKey("replays", ReplayGuard)
 API_SETTINGS = web.AppKey("api_settings", ApiSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 QUERIES = web.AppKey("queries", Mapping[str, str])
+TIMELINES = web.AppKey("timelines", Timelines)
 
 
 # Refusals after which the rest of the body may still be on its way: the connection is
@@ -197,7 +197,3 @@ def _holds_nul(doc: object) -> bool:
         elif isinstance(node, list):
             pending.extend(node)
     return False
-
-
-async def publish_envelope(broker: Broker, envelope: Envelope, settings: Settings) -> None:
-    await publish(broker, envelope, settings.ingest.confirm_timeout_seconds)

@@ -10,7 +10,6 @@ same payment again with the same terms is harmless (``202``; the inbox absorbs i
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,8 +19,8 @@ import structlog
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ingest.http import BROKER, POOL, QUERIES, SETTINGS, Rejected, read_body, reject
-from paysync.broker import publish_envelope
+from ingest.edge import REGISTRATION, accepted, publish, received, refused, unconfirmed
+from ingest.http import POOL, QUERIES, SETTINGS, Rejected, read_body
 from paysync.db import translated_errors
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable
 from paysync.logging import get_logger
@@ -75,11 +74,11 @@ def _invalid(fields: dict[str, str]) -> web.Response:
     return web.json_response({"error": "invalid_registration", "fields": fields}, status=400)
 
 
-async def register_payment(request: web.Request) -> web.Response:
+async def register_payment(request: web.Request) -> web.StreamResponse:
     try:
         raw = await read_body(request)
     except Rejected as exc:
-        return reject(exc.status, exc.reason)
+        return refused(request, REGISTRATION, exc)
     try:
         registration = Registration.model_validate(orjson.loads(raw))
     except orjson.JSONDecodeError:
@@ -107,12 +106,18 @@ async def register_payment(request: web.Request) -> web.Response:
     if conflicts:
         log.info("registration_conflict", fields=conflicts)
         return web.json_response({"error": "conflict", "fields": conflicts}, status=409)
+    envelope = _terms_envelope(registration, amount, datetime.now(UTC))
     try:
-        await _publish(request, registration, amount)
+        await publish(request, envelope)
     except BrokerUnavailable as exc:
-        log.warning("registration_unconfirmed", error=str(exc))
-        return web.json_response({"error": "broker_unavailable"}, status=503)
-    log.info("payment_registered")
+        return unconfirmed(request, REGISTRATION, envelope, exc)
+    accepted(
+        request,
+        REGISTRATION,
+        provider=registration.provider,
+        account=registration.account,
+        message_id=envelope.message_id,
+    )
     return web.json_response(
         {
             "status": "accepted",
@@ -142,8 +147,8 @@ async def _conflicts(request: web.Request, reg: Registration, amount: Decimal) -
     return found
 
 
-async def _publish(request: web.Request, reg: Registration, amount: Decimal) -> None:
-    now = datetime.now(UTC)
+def _terms_envelope(reg: Registration, amount: Decimal, now: datetime) -> Envelope:
+    """The registration as a ``terms`` observation in an ``observations`` envelope."""
     terms = Observation(
         kind=Kind.TERMS,
         source=Source.MERCHANT,
@@ -158,9 +163,8 @@ async def _publish(request: web.Request, reg: Registration, amount: Decimal) -> 
         expires_at=reg.expires_at,
         metadata=reg.metadata,
     )
-    envelope = Envelope(
-        message_id=str(uuid.uuid4()),
-        kind=EnvelopeKind.OBSERVATIONS,
+    return received(
+        EnvelopeKind.OBSERVATIONS,
         provider=reg.provider,
         account=reg.account,
         received_at=now,
@@ -168,5 +172,3 @@ async def _publish(request: web.Request, reg: Registration, amount: Decimal) -> 
         content_type="application/json",
         verified_by="api",
     )
-    settings = request.app[SETTINGS]
-    await publish_envelope(request.app[BROKER], envelope, settings.ingest.confirm_timeout_seconds)

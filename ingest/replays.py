@@ -1,5 +1,5 @@
 """``POST /v1/events/replay``: a consumer that missed events (a ``seq`` gap, a queue that was
-deleted) asks for them again; ``worker/replay.py`` re-publishes them to ``paysync.events``
+deleted) asks for them again; ``paysync/replay.py`` re-publishes them to ``paysync.events``
 with their original ``event_id``. The request names one payment, or a time to replay from
 (optionally one provider and status); the answer comes once every copy was confirmed."""
 
@@ -16,8 +16,8 @@ from ingest.http import BROKER, POOL, SETTINGS
 from paysync.db import load_queries
 from paysync.errors import DatabaseUnavailable
 from paysync.logging import get_logger
+from paysync.replay import QUERIES_PATH, ReplaySelection, TooManyEvents, replay_events
 from schemas.status import Status
-from worker.replay import QUERIES_PATH, ReplaySelection, TooManyEvents, replay_events
 
 log = get_logger(__name__)
 

@@ -10,26 +10,25 @@ does not verify — forged, tampered, unreadable — also goes to the failure pa
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 import structlog
 from aiohttp import web
 from yarl import URL
 
-from ingest.http import BROKER, CLOCK, METRICS, REGISTRY, SETTINGS, Rejected, read_body, reject
-from ingest.http import publish_envelope as publish
+from ingest.edge import RETURN, accepted, publish, received, refused, unconfirmed
+from ingest.http import CLOCK, REGISTRY, SETTINGS, Rejected, read_body
 from paysync.errors import AuthenticationError, BrokerUnavailable, MalformedMessage
 from paysync.logging import get_logger
 from paysync.metrics import UNKNOWN
 from providers.base import (
     FORM_MEDIA_TYPE,
     ReturnPagesAccount,
-    ReturnUrlScheme,
     VerifiedReturn,
     parse_form,
 )
-from schemas.envelope import Envelope, EnvelopeKind
+from providers.registry import Provider
+from schemas.envelope import EnvelopeKind
 from schemas.status import Status
 
 log = get_logger(__name__)
@@ -40,36 +39,37 @@ _FAILURE = frozenset({Status.FAILED, Status.CANCELLED, Status.EXPIRED})
 
 
 async def receive_return(request: web.Request) -> web.StreamResponse:
-    provider, account_name = request.match_info["provider"], request.match_info["account"]
-    adapter = request.app[REGISTRY].get(provider)
-    account = request.app[SETTINGS].account(provider, account_name)
-    counted = request.app[METRICS].returns.labels
-    if adapter is None or adapter.returns is None or account is None:
+    provider_name, account_name = request.match_info["provider"], request.match_info["account"]
+    provider = request.app[REGISTRY].get(provider_name)
+    account = request.app[SETTINGS].account(provider_name, account_name)
+    if provider is None or not provider.has_returns or account is None:
         # Unconfigured names never become label values.
-        if adapter is None:
+        if provider is None:
             reason, label = "unknown_provider", UNKNOWN
         else:
-            reason = "no_return_url" if adapter.returns is None else "unknown_account"
-            label = provider
-        counted(label, UNKNOWN, "rejected", reason).inc()
-        return reject(404, reason)
+            reason = "no_return_url" if not provider.has_returns else "unknown_account"
+            label = provider_name
+        return refused(request, RETURN, Rejected(404, reason), provider=label)
     if not isinstance(account, ReturnPagesAccount) or not (
         account.return_success_url and account.return_failure_url
     ):
-        counted(provider, account_name, "rejected", "return_pages_not_configured").inc()
-        return reject(404, "return_pages_not_configured")
-    structlog.contextvars.bind_contextvars(provider=provider, account=account_name)
+        refusal = Rejected(404, "return_pages_not_configured")
+        return refused(request, RETURN, refusal, provider=provider_name, account=account_name)
+    structlog.contextvars.bind_contextvars(provider=provider_name, account=account_name)
     received_at = request.app[CLOCK].now()
     try:
-        raw, verified = await _verify(request, adapter.returns, account, received_at)
+        raw, verified = await _verify(request, provider, account, received_at)
     except Rejected as exc:
-        counted(provider, account_name, "rejected", exc.reason).inc()
-        log.info("return_rejected", reason=exc.reason)
-        return _redirect(account.return_failure_url, status="unverified")
-    envelope = Envelope(
-        message_id=str(uuid.uuid4()),
-        kind=EnvelopeKind.RETURN_URL,
-        provider=provider,
+        failure = _redirect(account.return_failure_url, status="unverified")
+        return refused(
+            request, RETURN, exc, provider=provider_name, account=account_name, answer=failure
+        )
+    status = verified.status or Status.PENDING
+    page = account.return_failure_url if status in _FAILURE else account.return_success_url
+    answer = _redirect(page, status=status.value, order_id=verified.order_id)
+    envelope = received(
+        EnvelopeKind.RETURN_URL,
+        provider=provider_name,
         account=account_name,
         received_at=received_at,
         body=raw,
@@ -77,29 +77,27 @@ async def receive_return(request: web.Request) -> web.StreamResponse:
         verified_by=verified.secret_ref,
     )
     try:
-        await publish(request.app[BROKER], envelope, request.app[SETTINGS])
+        await publish(request, envelope)
     except BrokerUnavailable as exc:
         # Only a hint is lost: the reconciler's schedule polls the payment anyway, and the
         # customer is not the one to retry.
-        counted(provider, account_name, "unconfirmed", "broker_unavailable").inc()
-        log.warning("return_unconfirmed", error=str(exc), message_id=envelope.message_id)
-    else:
-        counted(provider, account_name, "accepted", "").inc()
-        log.info(
-            "return_accepted",
-            message_id=envelope.message_id,
-            verified_by=verified.secret_ref,
-            variant=verified.variant or None,
-            provider_status=verified.provider_status,
-        )
-    status = verified.status or Status.PENDING
-    page = account.return_failure_url if status in _FAILURE else account.return_success_url
-    return _redirect(page, status=status.value, order_id=verified.order_id)
+        return unconfirmed(request, RETURN, envelope, exc, answer=answer)
+    accepted(
+        request,
+        RETURN,
+        provider=provider_name,
+        account=account_name,
+        message_id=envelope.message_id,
+        verified_by=verified.secret_ref,
+        variant=verified.variant or None,
+        provider_status=verified.provider_status,
+    )
+    return answer
 
 
 async def _verify(
     request: web.Request,
-    scheme: ReturnUrlScheme,
+    provider: Provider,
     account: ReturnPagesAccount,
     now: datetime,
 ) -> tuple[bytes, VerifiedReturn]:
@@ -115,7 +113,7 @@ async def _verify(
     except MalformedMessage:
         raise Rejected(400, "malformed_parameters") from None
     try:
-        return raw, scheme.verify_return(account, params, now)
+        return raw, provider.verify_return(account, params, now)
     except AuthenticationError as exc:
         raise Rejected(401, exc.reason) from None
 

@@ -21,7 +21,7 @@ import asyncpg
 import orjson
 
 from paysync.db import translated_errors
-from paysync.timeline import json_value
+from paysync.timeline.document import json_value
 from schemas.status import Status
 
 QUERIES_PATH = Path(__file__).with_name("search.sql")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
-from paysync.errors import TopologyMismatch, TopologyMissing
+from paysync.errors import BrokerUnavailable, TopologyMismatch, TopologyMissing
 from paysync.logging import get_logger
 from schemas.envelope import Envelope
 
@@ -48,6 +49,24 @@ PUBLISH_ERRORS: tuple[type[BaseException], ...] = (
     aio_pika.exceptions.AMQPError,
     aiormq.exceptions.AMQPError,
 )
+
+
+@contextlib.contextmanager
+def broker_errors(what: str) -> Iterator[None]:
+    """Every way an AMQP call fails, as ``BrokerUnavailable``: the ``PUBLISH_ERRORS``, and a
+    cancellation that leaks out of aiormq when it finds a connection stuck (it cancels the
+    reader, and whatever awaited that connection gets the cancellation). Found by
+    ``make faults-cluster``: a paused node cancelled the relay and the broker supervisor.
+    The task's own cancellation (shutdown) still propagates."""
+    try:
+        yield
+    except PUBLISH_ERRORS as exc:
+        raise BrokerUnavailable(f"{what}: {type(exc).__name__}") from exc
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise BrokerUnavailable(f"{what}: the connection was lost") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +133,7 @@ async def declare(connection: AbstractConnection, topology: Topology) -> None:
         for name, kind in topology.exchanges().items():
             await channel.declare_exchange(name, kind, durable=True)
     finally:
-        await _close_quietly(channel)
+        await close_quietly(channel)
     for name, arguments in topology.queues().items():
         refused = await _declare_queue(connection, name, arguments)
         if refused is None:
@@ -140,7 +159,7 @@ async def declare(connection: AbstractConnection, topology: Topology) -> None:
         inbound = await channel.get_queue(topology.inbound_queue, ensure=False)
         await inbound.bind(topology.inbound_exchange, routing_key=INBOUND_ROUTING_KEY)
     finally:
-        await _close_quietly(channel)
+        await close_quietly(channel)
 
 
 async def _declare_queue(
@@ -153,7 +172,7 @@ async def _declare_queue(
     except aiormq.exceptions.ChannelPreconditionFailed as exc:
         return str(exc)
     finally:
-        await _close_quietly(channel)
+        await close_quietly(channel)
     return None
 
 
@@ -177,11 +196,12 @@ async def check(connection: AbstractConnection, topology: Topology) -> None:
                 "topology) with the same broker.name_prefix"
             ) from None
         finally:
-            await _close_quietly(channel)
+            await close_quietly(channel)
 
 
-async def _close_quietly(channel: AbstractChannel) -> None:
-    with contextlib.suppress(*PUBLISH_ERRORS):
+async def close_quietly(channel: AbstractChannel) -> None:
+    """Close a channel if it is open; a broker failure on the way changes nothing."""
+    with contextlib.suppress(BrokerUnavailable), broker_errors("close"):
         if not channel.is_closed:
             await channel.close()
 

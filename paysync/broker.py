@@ -20,6 +20,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -29,8 +30,8 @@ from yarl import URL
 
 from paysync.amqp import (
     INBOUND_ROUTING_KEY,
-    PUBLISH_ERRORS,
     Topology,
+    broker_errors,
     check,
     envelope_message,
 )
@@ -45,6 +46,12 @@ log = get_logger(__name__)
 # so a node that accepts and then drops connections is not hammered.
 _STABLE_SECONDS = 5.0
 _PROBE_ROUTING_KEY = "paysync.readiness-probe"
+# After this many publishes in a row were refused (nacked or returned), the link is dropped
+# and made afresh, on the next node. RabbitMQ 3.10 nacks every publish, for good, on a
+# channel opened while a quorum queue was electing a new leader (found by
+# `make faults-cluster`); a new connection publishes at once. A refusal that persists
+# (a queue gone: the topology check on reconnecting says so) costs one reconnect per round.
+_REFUSALS_BEFORE_RELINK = 3
 
 
 @dataclass(slots=True)
@@ -74,6 +81,21 @@ def node_of(url: str) -> str:
     return f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
 
 
+class Publisher(Protocol):
+    """What a publisher needs of the broker link: the topology's names and a confirmed
+    publish. ``Broker`` is one; unit tests use a recording fake."""
+
+    @property
+    def topology(self) -> Topology: ...
+
+    async def publish(
+        self, exchange: str, message: aio_pika.Message, routing_key: str, *, timeout: float
+    ) -> None:
+        """Publish persistent + mandatory and wait for the confirm; ``BrokerUnavailable``
+        when none came."""
+        ...
+
+
 class Broker:
     def __init__(
         self,
@@ -100,6 +122,7 @@ class Broker:
         self._next = 0  # index of the node to try first
         self._connected_once = False
         self._confirms_failing = False
+        self._refusals = 0
         self._probe_lock = asyncio.Lock()
 
     # --- the supervisor ------------------------------------------------------------------
@@ -134,15 +157,17 @@ class Broker:
             index = (self._next + i) % len(self._urls)
             url = self._urls[index]
             try:
-                link = await self._open(url)
+                with broker_errors("connect"):
+                    link = await self._open(url)
             except TopologyMissing as exc:
                 if not self._connected_once:
                     log.error("broker_topology_missing", node=node_of(url), error=str(exc))
                     raise
                 log.error("broker_topology_missing", node=node_of(url), error=str(exc))
                 continue
-            except PUBLISH_ERRORS as exc:
-                log.warning("broker_connect_failed", node=node_of(url), error=_describe(exc))
+            except BrokerUnavailable as exc:
+                cause = exc.__cause__ or exc
+                log.warning("broker_connect_failed", node=node_of(url), error=_describe(cause))
                 continue
             self._next = (index + 1) % len(self._urls)
             return link
@@ -309,13 +334,25 @@ class Broker:
         return True
 
     async def _watched(self, publishing: Awaitable[object]) -> object:
+        link = self._link
         try:
             answer = await publishing
-        except BrokerUnavailable:
+        except BrokerUnavailable as exc:
             self._confirms_failing = True
+            if isinstance(exc.__cause__, aio_pika.exceptions.DeliveryError):
+                self._refused(link)
             raise
         self._confirms_failing = False
+        self._refusals = 0
         return answer
+
+    def _refused(self, link: _Link | None) -> None:
+        self._refusals += 1
+        if link is None or self._refusals < _REFUSALS_BEFORE_RELINK or link.lost.is_set():
+            return
+        log.warning("broker_publishes_refused", node=link.node, refusals=self._refusals)
+        self._refusals = 0
+        link.lost.set()  # the supervisor closes it and connects afresh
 
     async def close(self, timeout: float = 5.0) -> None:
         if self._task is not None and not self._task.done():
@@ -337,15 +374,13 @@ async def _confirmed(
 ) -> object:
     """Publish mandatory and return the broker's answer, all within ``timeout`` seconds;
     any failure is ``BrokerUnavailable``."""
-    try:
+    with broker_errors("publish not confirmed"):
         async with asyncio.timeout(timeout):
             return await exchange.publish(message, routing_key, mandatory=True)
-    except PUBLISH_ERRORS as exc:
-        raise BrokerUnavailable(f"publish not confirmed: {type(exc).__name__}") from exc
 
 
 async def _close_quietly(connection: AbstractConnection, timeout: float = 5.0) -> None:
-    with contextlib.suppress(*PUBLISH_ERRORS):
+    with contextlib.suppress(BrokerUnavailable), broker_errors("close"):
         async with asyncio.timeout(timeout):
             await connection.close()
 
@@ -355,7 +390,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def publish_envelope(broker: Broker, envelope: Envelope, timeout: float) -> None:
+async def publish_envelope(broker: Publisher, envelope: Envelope, timeout: float) -> None:
     """An inbound envelope onto ``paysync.inbound``: persistent + mandatory, waiting for the
     broker's confirm (design §6 rule 1). Raises ``BrokerUnavailable``."""
     message = envelope_message(envelope)

@@ -6,6 +6,7 @@ Every error paysync raises on purpose derives from ``PaysyncError`` and is eithe
 
     PaysyncError
     ├── ConfigError                   configuration is invalid (all problems at once)
+    ├── RoleEnded                     a role's main task ended while the process ran
     ├── StartupError                  a process cannot start: a port in use, a TLS file
     │   ├── TopologyMissing           an exchange or queue is missing: run `paysync migrate`
     │   └── TopologyMismatch          RabbitMQ refused the topology as configured
@@ -37,6 +38,11 @@ class ConfigError(PaysyncError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class RoleEnded(PaysyncError):
+    """A role's main task ended (returned or was cancelled) while the process was running:
+    the process exits non-zero, so that its orchestrator restarts it."""
 
 
 class StartupError(PaysyncError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import Field
@@ -27,8 +27,15 @@ from pydantic import Field
 from paysync.errors import MalformedMessage
 from paysync.settings import ProviderAccount
 from schemas.envelope import Envelope
+from schemas.mapping import StatusMapping
 from schemas.observation import Observation
 from schemas.status import Status
+
+# A provider's own account model. Each adapter, return-URL scheme and status API is typed on
+# its provider's model, so it reads its fields without a runtime check; the one check that a
+# configured account is of that model is ``providers.registry.Provider``'s.
+A = TypeVar("A", bound=ProviderAccount)
+A_contra = TypeVar("A_contra", bound=ProviderAccount, contravariant=True)
 
 JSON_MEDIA_TYPES = frozenset({"application/json"})
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
@@ -98,9 +105,9 @@ class ReturnPagesAccount(ProviderAccount):
     return_failure_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
 
 
-class ReturnUrlScheme(Protocol):
+class ReturnUrlScheme(Protocol[A_contra]):
     def verify_return(
-        self, account: ProviderAccount, params: Mapping[str, str], now: datetime
+        self, account: A_contra, params: Mapping[str, str], now: datetime
     ) -> VerifiedReturn:
         """Check a redirect's parameters (query or form fields, decoded once) or raise
         ``AuthenticationError(reason)``."""
@@ -112,12 +119,21 @@ class ReturnUrlScheme(Protocol):
         ...
 
 
-class ProviderAdapter(Protocol):
+class ProviderAdapter(Protocol[A]):
+    """What each provider implements (``providers/<name>/adapter.py``), typed on its
+    account model; the registry wraps it in a ``providers.registry.Provider``."""
+
     @property
     def name(self) -> str: ...
 
     @property
-    def account_model(self) -> type[ProviderAccount]: ...
+    def account_model(self) -> type[A]: ...
+
+    @property
+    def mapping(self) -> StatusMapping:
+        """Provider status → canonical status, and whether a failure is final (the fold's
+        policy reads it)."""
+        ...
 
     @property
     def callback_ack(self) -> Ack: ...
@@ -128,18 +144,18 @@ class ProviderAdapter(Protocol):
         ...
 
     @property
-    def returns(self) -> ReturnUrlScheme | None:
+    def returns(self) -> ReturnUrlScheme[A] | None:
         """The return-URL scheme, or ``None`` when the provider's redirect is not signed."""
         ...
 
     @property
-    def status_api(self) -> StatusApi | None:
+    def status_api(self) -> StatusApi[A] | None:
         """The provider's status API (the reconciler's source of truth), if it has one."""
         ...
 
     def verify_callback(
         self,
-        account: ProviderAccount,
+        account: A,
         headers: Mapping[str, str],
         body: bytes,
         now: datetime,
@@ -246,12 +262,12 @@ class StatusClient(Protocol):
         ...
 
 
-class StatusApi(Protocol):
+class StatusApi(Protocol[A_contra]):
     """A provider's status API: where it lives and a client per configured account."""
 
     @property
     def default_base_url(self) -> str: ...
 
-    def client(self, account_name: str, account: ProviderAccount, base_url: str) -> StatusClient:
+    def client(self, account_name: str, account: A_contra, base_url: str) -> StatusClient:
         """A client for one account; ``base_url`` is the configured one or the default."""
         ...

@@ -36,7 +36,8 @@ from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.settings import Settings
 from paysync.state.fold import fold
-from providers.base import PaymentRef, Poll, ProviderAdapter, StatusClient
+from providers.base import PaymentRef, Poll, StatusClient
+from providers.registry import Provider
 from reconciler.http import AccountHttp
 from reconciler.schedule import SETTLED, Ladder, deadline_passed
 from schemas.envelope import Envelope, EnvelopeKind
@@ -98,7 +99,7 @@ class Checker:
     def __init__(
         self,
         settings: Settings,
-        registry: Mapping[str, ProviderAdapter],
+        registry: Mapping[str, Provider],
         pool: asyncpg.Pool,
         broker: Broker | None,
         metrics: Metrics,
@@ -151,7 +152,7 @@ class Checker:
         for (provider, _account), group in groups.items():
             adapter = self._registry.get(provider)
             size = 1
-            if adapter is not None and adapter.status_api is not None:
+            if adapter is not None and adapter.status_base_url is not None:
                 try:
                     size = self._client(group[0])[0].batch_size
                 except ConfigError:
@@ -164,11 +165,12 @@ class Checker:
         if key not in self._clients:
             adapter = self._registry.get(payment.provider)
             account = self._settings.account(payment.provider, payment.account)
-            if adapter is None or adapter.status_api is None or account is None:
+            default_url = None if adapter is None else adapter.status_base_url
+            if adapter is None or default_url is None or account is None:
                 raise ConfigError([f"accounts.{key[0]}.{key[1]}: no status API to ask"])
-            api = adapter.status_api
-            base_url = account.status_api.base_url or api.default_base_url
-            client = api.client(payment.account, account, base_url.rstrip("/"))
+            base_url = account.status_api.base_url or default_url
+            client = adapter.status_client(payment.account, account, base_url.rstrip("/"))
+            assert client is not None  # it has a status API (default_url)
             http = AccountHttp(
                 self._session, payment.provider, payment.account, account.status_api, self._metrics
             )

@@ -17,7 +17,7 @@ from paysync.broker import Broker
 from paysync.db import load_queries, translated_errors
 from paysync.metrics import Metrics
 from paysync.settings import Settings
-from providers.base import ProviderAdapter
+from providers.registry import Provider
 from reconciler.checker import Check, Checker, Due
 from reconciler.rounds import QUERIES_PATH, record_run
 
@@ -57,7 +57,7 @@ class JobReport:
 
 async def run_job(
     settings: Settings,
-    registry: Mapping[str, ProviderAdapter],
+    registry: Mapping[str, Provider],
     pool: asyncpg.Pool,
     broker: Broker | None,
     filters: Filters,

@@ -20,7 +20,7 @@ from paysync.errors import DatabaseUnavailable
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.settings import Settings
-from providers.base import ProviderAdapter
+from providers.registry import Provider
 from reconciler.checker import Check, Checker, Due
 
 QUERIES_PATH = Path(__file__).with_name("queries.sql")
@@ -32,7 +32,7 @@ class Rounds:
     def __init__(
         self,
         settings: Settings,
-        registry: Mapping[str, ProviderAdapter],
+        registry: Mapping[str, Provider],
         pool: asyncpg.Pool,
         broker: Broker,
         metrics: Metrics,

@@ -8,7 +8,7 @@ token rate of 0.9995, so the price and the crypto amounts differ as they do in l
 
 Status API: ``POST /{account}/ccpayment/v1/bill/info`` on the status app's ``/ccpayment``
 sub-application, so an account's ``status_api.base_url`` is ``http://<sim>/ccpayment/<account>``
-(:func:`status_base_url`). The request's ``Sign`` is checked against the account's secrets
+(``status_base_url``). The request's ``Sign`` is checked against the account's secrets
 (code 11005 with HTTP 200 otherwise, as CCPayment answers); the answer is signed with the
 account's first secret. ``trade_list`` is rebuilt from the order's ``success`` webhooks
 (their ``txid``, ``paid_amount`` and ``Timestamp`` as ``pay_time``).
@@ -29,7 +29,7 @@ import orjson
 from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.ccpayment import (
+from providers.ccpayment.scheme import (
     CONTENT_TYPE,
     HEADER_APP_ID,
     HEADER_SIGN,
@@ -38,7 +38,7 @@ from providers.ccpayment import (
     CCPaymentAccount,
     sign,
 )
-from providers.ccpayment_status import BILL_INFO_BATCH, BILL_INFO_PATH, CODE_NOT_FOUND, CODE_OK
+from providers.ccpayment.status import BILL_INFO_BATCH, BILL_INFO_PATH, CODE_NOT_FOUND, CODE_OK
 from schemas.money import EXACT
 from simulator.base import Lifecycle, Request, ReturnSimulator
 from simulator.status import book_of
@@ -194,11 +194,6 @@ class CCPaymentSimulator:
 
     def add_status_routes(self, app: web.Application) -> None:
         app.router.add_post("/{account}" + BILL_INFO_PATH, _bill_info)
-
-
-def status_base_url(sim_url: str, account_name: str) -> str:
-    """The ``status_api.base_url`` an account needs to be answered by the simulator."""
-    return f"{sim_url.rstrip('/')}/{NAME}/{account_name}"
 
 
 def order_info(life: Lifecycle) -> dict[str, Any]:

@@ -7,7 +7,7 @@ the already URL-encoded query or form body (``%252B``), as Juspay sends it.
 
 Order Status API: ``GET /{account}/orders/{order_id}`` under the status app's ``/hdfc``
 mount, so an account polls the simulator with
-``status_api.base_url = "http://<sim>/hdfc/<account>"`` (:func:`status_base_url`). It checks
+``status_api.base_url = "http://<sim>/hdfc/<account>"`` (``status_base_url``). It checks
 ``Authorization: Basic base64(api_key + ":")`` and ``x-merchantid`` against the account
 (``401`` otherwise), answers ``404`` with ``{"status": "NOT_FOUND", ...}`` for an unknown
 order (Juspay's exact error bodies are not documented), and otherwise the order object of the
@@ -31,7 +31,7 @@ import orjson
 from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.hdfc import HEADER_AUTHORIZATION, NAME, STATUS_IDS, HdfcAccount, sign_return
+from providers.hdfc.scheme import HEADER_AUTHORIZATION, NAME, STATUS_IDS, HdfcAccount, sign_return
 from simulator.base import Lifecycle, Request
 from simulator.status import book_of
 
@@ -106,7 +106,8 @@ def basic_auth(username: str, password: str) -> str:
 
 
 def return_signature(params: dict[str, str], key: str, style: str = "per_pair_form") -> str:
-    """The redirect's signature under one encoding style (``providers.hdfc.RETURN_VARIANTS``)."""
+    """The redirect's signature under one encoding style (``RETURN_VARIANTS`` of
+    providers/hdfc/scheme.py)."""
     return sign_return(params, key, style)
 
 
@@ -185,11 +186,6 @@ class HdfcSimulator:
 
 
 SIMULATOR = HdfcSimulator()
-
-
-def status_base_url(sim_url: str, account_name: str) -> str:
-    """The ``status_api.base_url`` an account needs to poll the simulator at ``sim_url``."""
-    return f"{sim_url.rstrip('/')}/{NAME}/{account_name}"
 
 
 async def _get_order(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ The signature is computed here independently of the adapter, so a round trip tes
 
 Status API: ``GET /{account}/payment-invoices/{invoice_id}`` under the status app's
 ``/paycore`` mount, so an account polls the simulator with
-``status_api.base_url = "http://<sim>/paycore/<account>"`` (:func:`status_base_url`; PayCore's
+``status_api.base_url = "http://<sim>/paycore/<account>"`` (``status_base_url``; PayCore's
 own ``/api`` prefix has no counterpart here). It checks HTTP Basic ``api_account_id:api_key``
 (``401`` otherwise), answers ``404`` with a JSON:API-style error for an unknown invoice, and
 otherwise the invoice's final document: the body of the lifecycle's last callback.
@@ -27,7 +27,7 @@ import orjson
 from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.paycore import HEADER_SIGNATURE, NAME, PAYMENT_INVOICES, PayCoreAccount
+from providers.paycore.scheme import HEADER_SIGNATURE, NAME, PAYMENT_INVOICES, PayCoreAccount
 from simulator.base import Lifecycle, Request, ReturnSimulator
 from simulator.status import book_of
 
@@ -178,11 +178,6 @@ class PayCoreSimulator:
 
 
 SIMULATOR = PayCoreSimulator()
-
-
-def status_base_url(sim_url: str, account_name: str) -> str:
-    """The ``status_api.base_url`` an account needs to poll the simulator at ``sim_url``."""
-    return f"{sim_url.rstrip('/')}/{NAME}/{account_name}"
 
 
 async def _get_invoice(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ the Standard Webhooks layout with the account's first secret, decoded as the ada
 decodes it. ``lifecycle`` gives a pre-auth order: authorized, then processed (captured).
 
 Status API, on the status app's ``/plural`` sub-application (so an account's
-``status_api.base_url`` is ``http://<sim>/plural/<account>``, :func:`status_base_url`):
+``status_api.base_url`` is ``http://<sim>/plural/<account>``, ``simulator.status.status_base_url``):
 ``POST /{account}/api/auth/v1/token`` checks the account's ``client_id`` and
 ``client_secret`` and issues a bearer token living ``token_expires_in`` seconds;
 ``GET /{account}/api/pay/v1/orders/{order_id}`` and ``.../orders/reference/{ref}`` answer
@@ -38,7 +38,7 @@ import orjson
 from aiohttp import web
 
 from paysync.settings import ProviderAccount
-from providers.plural import (
+from providers.plural.scheme import (
     HEADER_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
@@ -46,9 +46,9 @@ from providers.plural import (
     PluralAccount,
     webhook_key,
 )
-from providers.plural import return_signature as _return_signature
-from providers.plural import webhook_signature as _webhook_mac
-from providers.plural_status import AUTH_PATH, ORDER_BY_REFERENCE_PATH, ORDER_PATH
+from providers.plural.scheme import return_signature as _return_signature
+from providers.plural.scheme import webhook_signature as _webhook_mac
+from providers.plural.status import AUTH_PATH, ORDER_BY_REFERENCE_PATH, ORDER_PATH
 from simulator.base import Lifecycle, Request
 from simulator.status import book_of
 
@@ -258,11 +258,6 @@ class Tokens:
 
 
 TOKENS = web.AppKey("plural_tokens", Tokens)
-
-
-def status_base_url(sim_url: str, account_name: str) -> str:
-    """The ``status_api.base_url`` an account needs to be answered by the simulator."""
-    return f"{sim_url.rstrip('/')}/{NAME}/{account_name}"
 
 
 def get_order_document(life: Lifecycle) -> dict[str, Any]:

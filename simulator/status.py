@@ -28,6 +28,11 @@ from simulator.base import Lifecycle
 Key = tuple[str, str]  # (provider, account)
 
 
+def status_base_url(sim_url: str, provider: str, account_name: str) -> str:
+    """The ``status_api.base_url`` an account needs to be answered by the simulator."""
+    return f"{sim_url.rstrip('/')}/{provider}/{account_name}"
+
+
 @dataclass(slots=True)
 class OrderBook:
     """Orders per provider account, as the provider knows them, plus what was asked."""

@@ -1,7 +1,7 @@
 """Operator redrive of ``paysync.dead``: list dead letters without consuming them, and
 replay chosen ones onto ``paysync.inbound`` exactly as ingest first published them.
 
-This is the inverse of ``Consumer._dead_letter`` (same header names), so it lives beside it.
+This is the inverse of ``MessageHandler._dead_letter`` (same header names), so it lives beside it.
 
 Reading a queue without consuming it is, in AMQP 0-9-1, taking its messages unacked and
 giving them back. A scan takes every ready message (``basic.get`` until the queue is empty,
@@ -23,7 +23,6 @@ harmless.
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,17 +30,14 @@ from datetime import datetime
 from typing import Any
 
 import aio_pika
-import orjson
 from aio_pika.abc import AbstractIncomingMessage, HeadersType
-from rich.console import Console
-from rich.table import Table
 
 from paysync.amqp import INBOUND_ROUTING_KEY, PUBLISH_ERRORS
 from paysync.broker import Broker
 from paysync.errors import BrokerUnavailable
 from paysync.logging import get_logger
 from schemas.envelope import H_ACCOUNT, H_KIND, H_PROVIDER
-from worker.consumer import H_DEAD_AT, H_ERROR
+from worker.handler import H_DEAD_AT, H_ERROR
 
 log = get_logger(__name__)
 
@@ -276,56 +272,6 @@ async def _replay_one(
         reason=letter.reason,
     )
     return None
-
-
-def print_listing(listing: Listing, *, as_json: bool) -> None:
-    if as_json:
-        doc = [letter.to_json() for letter in listing.letters]
-        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
-        return
-    console = _console()
-    if listing.letters:
-        console.print(_table(listing.letters, "paysync.dead"))
-    more = f" ({listing.hidden} more not shown)" if listing.hidden else ""
-    console.print(f"{len(listing.letters)} dead letters{more}")
-
-
-def print_replay(report: ReplayReport) -> None:
-    console = _console()
-    if report.dry_run:
-        if report.selected:
-            console.print(_table(report.selected, "would replay (dry run)"))
-        console.print(
-            f"would replay {len(report.selected)}, keep {report.kept - len(report.selected)}"
-        )
-    else:
-        console.print(f"replayed {len(report.replayed)}, kept {report.kept}")
-    for message_id in report.missing:
-        console.print(f"not found on paysync.dead: {message_id} (nothing replayed)")
-    for letter, error in report.failed:
-        console.print(f"not replayed: {letter.message_id}: {error}")
-
-
-def _table(letters: tuple[DeadLetter, ...], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("message_id", "dead at", "provider", "account", "kind", "reason", "bytes"):
-        table.add_column(column, no_wrap=column != "reason")
-    for letter in letters:
-        table.add_row(
-            letter.message_id or "-",
-            letter.dead_at or "-",
-            letter.provider or "-",
-            letter.account or "-",
-            letter.kind or "-",
-            letter.reason or "-",
-            str(letter.body_bytes),
-        )
-    return table
-
-
-def _console() -> Console:
-    # Piped to a file or a pager, rows must not wrap: a line per message greps well.
-    return Console() if sys.stdout.isatty() else Console(width=240)
 
 
 def _reason(headers: Mapping[str, Any]) -> str:

@@ -13,17 +13,12 @@ Running it again finds nothing to do.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
-import orjson
-from rich.console import Console
-from rich.table import Table
-
 from paysync.state.fold import PaymentState
-from paysync.timeline import json_value
+from paysync.timeline.document import json_value
 from worker.store import Refolded, Store
 
 PAGE = 500
@@ -79,35 +74,3 @@ def report_json(report: RefoldReport) -> dict[str, Any]:
             for found in report.differing
         ],
     }
-
-
-def print_report(report: RefoldReport, *, as_json: bool) -> None:
-    if as_json:
-        doc = orjson.dumps(report_json(report), option=orjson.OPT_INDENT_2).decode()
-        sys.stdout.write(doc + "\n")
-        return
-    # Piped to a file or a pager, rows must not wrap: a line per payment greps well.
-    console = Console() if sys.stdout.isatty() else Console(width=240)
-    table = Table(title="payment refold" + (" (dry run)" if report.dry_run else ""))
-    for column in ("payment", "changes (stored -> refolded)", "event"):
-        table.add_column(column)
-    for found in report.differing:
-        text = "; ".join(
-            f"{name}: {_text(c['stored'])} -> {_text(c['refolded'])}"
-            for name, c in changes(found).items()
-        )
-        table.add_row(found.payment, text, found.event.value if found.event else "-")
-    if report.differing:
-        console.print(table)
-    differing = len(report.differing)
-    if not differing:
-        console.print(f"checked {report.checked}: every row is the fold of its receipts")
-        return
-    verb = "would be rewritten (dry run)" if report.dry_run else "rewritten"
-    console.print(f"checked {report.checked}: {differing} differed, {verb}")
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    return orjson.dumps(value).decode() if isinstance(value, bool) else str(value)

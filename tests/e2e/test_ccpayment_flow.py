@@ -19,7 +19,7 @@ from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, APP_ID, RunConfig, write_config
 from tests.support.db import one
 from tests.support.event_schemas import validate_event
-from tests.support.metrics import sample
+from tests.support.metrics import count, sample
 from tests.support.process import running, start
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
@@ -108,7 +108,7 @@ async def test_a_callback_sent_five_times_gives_one_transition_and_one_event(
 
         async def worker_counted() -> str | None:
             text = await _metrics(config)
-            seen = sample(text, "paysync_observations_total", outcome="duplicate") + sample(
+            seen = count(text, "paysync_observations_total", outcome="duplicate") + count(
                 text, "paysync_observations_total", outcome="applied"
             )
             return text if seen == 5 else None

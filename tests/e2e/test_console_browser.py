@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 import pytest
 
-from paysync.runner import broker_of
+from paysync.connections import broker_of
 from tests.integration.test_dead import bury
 from tests.integration.test_worker import credit
 from tests.support.browser import chromium

@@ -93,6 +93,15 @@ async def test_fault_drill_loses_nothing(
                 )
 
             await eventually(relayed, timeout=60, what="every event relayed")
+
+            # The jobs published what they saw (in sync or not) onto paysync.inbound: the
+            # worker must have taken all of it before it stops, since a clean stop drains
+            # only the deliveries it holds. (Ready messages only: one it holds unacked is
+            # still caught below, once it has stopped.)
+            async def taken() -> bool:
+                return await depth(names.topology.inbound_queue) == 0
+
+            await eventually(taken, timeout=60, what="the jobs' observations taken")
             assert drill.worker is not None
             assert await drill.worker.stop() == 0
             assert await ingest.stop() == 0

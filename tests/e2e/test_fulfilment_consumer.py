@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 import pytest
 
-from paysync.runner import broker_of
+from paysync.connections import broker_of
 from tests.integration.test_worker import credit, publish
 from tests.support.config import API_TABLE, TOKEN_ENV, RunConfig, with_tokens, write_config
 from tests.support.process import assert_no_secret_in, run_command, running

@@ -16,7 +16,7 @@ from simulator import SIMULATORS
 from simulator.sender import send_request
 from simulator.status import Faults, OrderBook
 from tests.support.config import ACCOUNT, RunConfig
-from tests.support.metrics import sample
+from tests.support.metrics import count, sample
 from tests.support.process import Process, running
 from tests.support.scenario import make_orders, register, scenario_config, status_simulator
 from tests.support.services import BrokerNames
@@ -37,10 +37,19 @@ async def _get(url: str) -> tuple[int, str]:
         return resp.status, await resp.text()
 
 
-async def _metric(base: str, name: str, **labels: str) -> float:
+async def _exposition(base: str) -> str:
     status, text = await _get(f"{base}/metrics")
     assert status == 200
-    return sample(text, name, **labels)
+    return text
+
+
+async def _metric(base: str, name: str, **labels: str) -> float:
+    return sample(await _exposition(base), name, **labels)
+
+
+async def _moved(base: str, name: str, **labels: str) -> float:
+    """For polls: 0 while a declared counter has not been counted with these labels."""
+    return count(await _exposition(base), name, **labels)
 
 
 async def _probes_up(config: RunConfig, process: Process) -> str:
@@ -94,14 +103,14 @@ async def test_every_roles_metrics_move_as_documented(
             assert rejected == 1
 
             async def applied() -> bool:
-                moved = await _metric(
+                moved = await _moved(
                     worker_url,
                     "paysync_transitions_total",
                     provider="hdfc",
                     to_status="paid",
                     source="callback",
                 )
-                relayed = await _metric(worker_url, "paysync_events_published_total")
+                relayed = await _moved(worker_url, "paysync_events_published_total")
                 return moved == 1 and relayed == 1
 
             await eventually(applied, what="the worker's transition and event counters")
@@ -121,16 +130,16 @@ async def test_every_roles_metrics_move_as_documented(
                 reconciler_url = await _probes_up(config, reconciler)
 
                 async def checked() -> bool:
-                    checks = await _metric(
+                    checks = await _moved(
                         reconciler_url, "paysync_reconcile_checks_total", provider="plural"
                     )
-                    calls = await _metric(
+                    calls = await _moved(
                         reconciler_url,
                         "paysync_provider_api_calls_total",
                         provider="plural",
                         code="200",
                     )
-                    repaired = await _metric(
+                    repaired = await _moved(
                         worker_url,
                         "paysync_transitions_total",
                         provider="plural",

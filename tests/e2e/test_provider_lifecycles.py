@@ -12,27 +12,19 @@ import asyncpg
 import orjson
 import pytest
 
+from providers import REGISTRY
 from simulator import SIMULATORS
 from simulator.base import Request
 from simulator.sender import send_request
 from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, RunConfig
 from tests.support.db import one
+from tests.support.lifecycles import CLAIMED_FAILURE, SCENARIOS
 from tests.support.process import running
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-# The scenarios: callbacks in the provider's own words → the events paysync emits.
-SCENARIOS = {
-    "plural": ["authorized", "captured"],
-    "hdfc": ["paid"],
-    "paycore": ["paid", "refunded"],
-    "ccpayment": ["underpaid", "paid"],
-}
-# What a customer's redirect claims after the payment, in the provider's words.
-CLAIMED_FAILURE = {"hdfc": "AUTHORIZATION_FAILED", "plural": "FAILED"}
 
 
 async def _send(config: RunConfig, provider: str, request: Request) -> int:
@@ -40,7 +32,8 @@ async def _send(config: RunConfig, provider: str, request: Request) -> int:
         return (await send_request(session, config.url, provider, ACCOUNT, request)).status
 
 
-@pytest.mark.parametrize("provider", sorted(SCENARIOS))
+# Every registered provider: one without a scenario fails here (KeyError), not silently.
+@pytest.mark.parametrize("provider", sorted(REGISTRY))
 async def test_a_full_lifecycle_becomes_its_events_in_seq_order(
     config: RunConfig, names: BrokerNames, db: asyncpg.Connection, provider: str
 ) -> None:
@@ -49,7 +42,7 @@ async def test_a_full_lifecycle_becomes_its_events_in_seq_order(
     account = config.settings.account(provider, ACCOUNT)
     assert account is not None
     life = sim.lifecycle(account, f"{provider}-order-1", now=int(time.time()))
-    assert life.statuses == SCENARIOS[provider]
+    assert life.statuses == list(SCENARIOS[provider])
     assert len(life.callbacks) == len(life.statuses)
     messages = []
     async with running(config, "all"):

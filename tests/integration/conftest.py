@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests that talk to the /v1 API and apply what it published."""
+"""Fixtures of the integration tests: the /v1 API's configuration, the worker's store over
+the test's database, a started broker link."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from paysync.broker import Broker
+from paysync.connections import broker_of
 from paysync.db import create_pool
 from providers import MAPPINGS
 from tests.support.config import API_TABLE, RunConfig, with_tokens, write_config
@@ -28,3 +31,13 @@ async def store(db_url: str) -> AsyncIterator[Store]:
     pool = await create_pool(db_url, max_size=2)
     yield Store(pool, MAPPINGS)
     await pool.close()
+
+
+@pytest.fixture
+async def broker(config: RunConfig) -> AsyncIterator[Broker]:
+    """A broker link of the test's own, connected."""
+    link = broker_of(config.settings, "test")
+    link.start()
+    await link.wait_connected(10)
+    yield link
+    await link.close()

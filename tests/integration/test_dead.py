@@ -5,7 +5,6 @@ as ingest published them, and the worker applies them through its usual dedup.""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,38 +16,30 @@ import pytest
 
 from paysync.amqp import INBOUND_ROUTING_KEY
 from paysync.broker import Broker
+from paysync.connections import broker_of
 from paysync.db import create_pool
 from paysync.metrics import Metrics
-from paysync.runner import broker_of
 from paysync.settings import Settings
 from providers import MAPPINGS, REGISTRY
-from providers.base import ProviderAdapter
+from providers.registry import Provider
 from schemas.envelope import Envelope
 from schemas.observation import Observation
 from tests.integration.test_worker import credit, envelope, publish
 from tests.support.amqp import depth, take
 from tests.support.config import RunConfig
 from tests.support.db import one
-from tests.support.process import PAYSYNC
+from tests.support.process import run_paysync
 from tests.support.services import AMQP_URL, BrokerNames
 from tests.support.waiting import eventually
-from worker.consumer import H_DEAD_AT, H_ERROR, Consumer
+from worker.consumer import Consumer
 from worker.dead import Selection, list_dead, replay, replay_headers
+from worker.handler import H_DEAD_AT, H_ERROR, dead_letter_message
 from worker.store import Outcome, Store
 
 pytestmark = pytest.mark.integration
 
 MALFORMED = "MalformedMessage: extend.merchant_order_id is missing"
 UNKNOWN = "UnknownAccount: unknown provider account ccpayment/shop"
-
-
-@pytest.fixture
-async def broker(config: RunConfig) -> AsyncIterator[Broker]:
-    link = broker_of(config.settings, "test")
-    link.start()
-    await link.wait_connected(10)
-    yield link
-    await link.close()
 
 
 @pytest.fixture
@@ -61,17 +52,13 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
 async def bury(broker: Broker, env: Envelope, reason: str) -> None:
     """Park an envelope on paysync.dead exactly as the worker's dead-lettering does: its
     headers as it arrived (the quorum queue's delivery count included) plus why and when."""
-    headers = env.amqp_headers() | {
-        "x-delivery-count": 2,
-        H_ERROR: reason,
-        H_DEAD_AT: datetime.now(UTC).isoformat(),
-    }
-    message = aio_pika.Message(
-        env.body,
-        headers=headers,
+    message = dead_letter_message(
+        body=env.body,
+        headers=env.amqp_headers() | {"x-delivery-count": 2},
         message_id=env.message_id,
         content_type=env.content_type,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        reason=reason,
+        at=datetime.now(UTC),
     )
     await broker.publish(broker.topology.dead_exchange, message, "", timeout=5)
 
@@ -100,17 +87,7 @@ async def ids_on(queue: str, count: int) -> list[str | None]:
 
 async def cli(config: RunConfig, *args: str) -> tuple[int, str, str]:
     """The installed console script as a real process: exit code, stdout, stderr."""
-    env = {**os.environ, **config.env, "PAYSYNC_CONFIG": str(config.path)}
-    proc = await asyncio.create_subprocess_exec(
-        PAYSYNC,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_paysync(config, *args, timeout=30)
 
 
 def test_replay_headers_keep_the_envelope_and_drop_what_dead_lettering_added() -> None:
@@ -280,7 +257,7 @@ class RecordingStore(Store):
 
 @asynccontextmanager
 async def consuming(
-    settings: Settings, store: Store, registry: Mapping[str, ProviderAdapter]
+    settings: Settings, store: Store, registry: Mapping[str, Provider]
 ) -> AsyncIterator[Broker]:
     """One consumer in this event loop, knowing the providers of ``registry``."""
     stop = asyncio.Event()

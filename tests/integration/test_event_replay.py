@@ -14,15 +14,15 @@ import orjson
 import pytest
 
 from paysync.broker import Broker
+from paysync.connections import broker_of
 from paysync.db import create_pool, load_queries
-from paysync.runner import broker_of
+from paysync.replay import QUERIES_PATH, ReplaySelection, payment_selection, replay_events
 from tests.integration.test_worker import apply, credit
 from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, TOKEN_ENV, RunConfig
 from tests.support.ingest import serving
 from tests.support.process import run_command
 from tests.support.services import BrokerNames
-from worker.replay import QUERIES_PATH, ReplaySelection, payment_selection, replay_events
 from worker.store import Store
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from tests.integration.test_worker import credit, publish, worker
 from tests.support.amqp import depth, take
 from tests.support.config import RunConfig
 from tests.support.services import BrokerNames
-from worker.consumer import H_ERROR
+from worker.handler import H_ERROR
 from worker.store import Outcome, Store
 
 pytestmark = pytest.mark.integration

@@ -14,11 +14,11 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractConnection
 
-from paysync import commands
 from paysync.amqp import DEAD_DELIVERY_LIMIT, INBOUND_ROUTING_KEY, check
+from paysync.cli import commands
+from paysync.connections import topology_of
 from paysync.errors import StartupError, TopologyMismatch, TopologyMissing
 from paysync.migrate import MIGRATIONS_DIR, apply_migrations, discover
-from paysync.runner import topology_of
 from paysync.settings import Settings
 from tests.support.amqp import depth
 from tests.support.config import RunConfig

@@ -19,12 +19,13 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from ingest.api import build_api, read_timeline
+from ingest.api import build_api
 from ingest.openapi import openapi_document
 from ingest.search import QUERIES_PATH as SEARCH_QUERIES
 from ingest.search import parse_filters, search_payments
+from paysync.connections import broker_of
 from paysync.db import create_pool, load_queries
-from paysync.runner import broker_of
+from paysync.timeline.store import Timelines
 from tests.integration.test_worker import apply, credit
 from tests.support.config import ACCOUNT, TOKEN_ENV, RunConfig
 from tests.support.ingest import serving
@@ -93,9 +94,7 @@ async def test_documented_objects_have_exactly_the_properties_served(
     pool = await create_pool(db_url, max_size=1)
     try:
         page = await search_payments(pool, load_queries(SEARCH_QUERIES), parse_filters({}))
-        timeline = await read_timeline(
-            pool,
-            load_queries(Path("ingest/queries.sql")),
+        timeline = await Timelines(pool).read(
             "ccpayment",
             ACCOUNT,
             "oa-1",

@@ -154,8 +154,7 @@ async def test_an_hdfc_return_for_an_unknown_order_creates_it_unknown_and_due_fo
     config: RunConfig, store: Store, db: asyncpg.Connection
 ) -> None:
     env = _return_envelope(config, "hdfc", "ord-10", "CHARGED")
-    scheme = REGISTRY["hdfc"].returns
-    assert scheme is not None
+    scheme = REGISTRY["hdfc"]
     outcome = await store.apply_hint(env, scheme.parse_return(env))
     assert outcome.outcome == "hint"
     row = await one(
@@ -175,8 +174,7 @@ async def test_a_plural_return_finds_its_payment_by_plurals_order_id_and_changes
     sim, account = SIMULATORS["plural"], config.settings.account("plural", ACCOUNT)
     assert account is not None
     life = sim.lifecycle(account, "shop-77", now=int(time.time()))
-    scheme = REGISTRY["plural"].returns
-    assert scheme is not None
+    scheme = REGISTRY["plural"]
     early = _return_envelope(config, "plural", life.provider_ref, "PROCESSED")
     # Before any callback paysync cannot know which payment the order id belongs to.
     assert (await store.apply_hint(early, scheme.parse_return(early))).outcome == "unmatched_hint"

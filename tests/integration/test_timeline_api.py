@@ -29,12 +29,12 @@ from multidict import CIMultiDictProxy
 
 from ingest.app import build_app
 from ingest.server import ingest_runner
-from paysync import commands
+from paysync.cli import commands
+from paysync.connections import broker_of
 from paysync.db import create_pool
 from paysync.errors import ConfigError
 from paysync.logging import configure_logging
 from paysync.metrics import Metrics
-from paysync.runner import broker_of
 from paysync.settings import Settings, load_settings
 from providers import MAPPINGS, REGISTRY, account_models
 from schemas.envelope import Envelope, EnvelopeKind

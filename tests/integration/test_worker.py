@@ -16,9 +16,9 @@ import pytest
 
 from paysync.amqp import INBOUND_ROUTING_KEY
 from paysync.broker import Broker
+from paysync.connections import broker_of
 from paysync.db import create_pool
 from paysync.metrics import Metrics
-from paysync.runner import broker_of
 from paysync.settings import Settings
 from providers import MAPPINGS, REGISTRY
 from schemas.envelope import Envelope, EnvelopeKind
@@ -28,7 +28,8 @@ from tests.support.config import ACCOUNT, RunConfig
 from tests.support.db import one
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
-from worker.consumer import H_ERROR, Consumer
+from worker.consumer import Consumer
+from worker.handler import H_ERROR
 from worker.relay import Relay
 from worker.store import Store
 

@@ -37,6 +37,8 @@ PG_BIN = (
 
 def port_free(port: int) -> bool:
     with socket.socket() as probe:
+        # As a server binds: connections lingering in TIME_WAIT do not make it taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -172,20 +174,45 @@ class RabbitCluster:
                 "cluster_formation.peer_discovery_backend = classic_config\n"
                 f"{peers}"
                 "loopback_users = none\n"
-                # Notice a paused peer fast (the default tick is 60 s); a node that was
-                # paused past it rejoins by pausing itself while in the minority.
+                # Notice a paused peer fast (the default tick is 60 s).
                 "net_ticktime = 10\n"
-                "cluster_partition_handling = pause_minority\n"
             )
         for node in self.nodes:
             await self.boot(node)
         await self.wait_members(3)
 
-    async def boot(self, node: Node) -> None:
-        """Start (or restart) one node and wait until it serves AMQP."""
+    async def boot(self, node: Node, attempts: int = 3) -> None:
+        """Start (or restart) one node and wait until it serves AMQP. On a loaded machine a
+        joining node sometimes gives up on its first boot (it times out finding its peers):
+        it is started again, up to ``attempts`` times, then the error names its log."""
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._boot_once(node)
+                return
+            except AssertionError:
+                if attempt == attempts:
+                    raise AssertionError(
+                        f"{node.name} did not start:\n{self.log_tail(node)}"
+                    ) from None
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(node.os_pid(), signal.SIGKILL)
+                await _until(partial(port_closed, node.amqp_port), 30, f"{node.name} gone")
+
+    def log_tail(self, node: Node, lines: int = 30) -> str:
+        log = node.directory / "log" / f"{node.name}.log"
+        text = log.read_text(errors="replace") if log.exists() else "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def _boot_once(self, node: Node) -> None:
         await _run(str(RABBIT_BIN / "rabbitmq-server"), "-detached", env=self._env(node))
         await _until(lambda: port_open(node.amqp_port), 120, f"{node.name} listening")
         await self.ctl(node, "await_startup", "--timeout", "120")
+        # A node that was paused past the tick rejoins by pausing itself while in the
+        # minority. Set once running: from the config file, the first node, booting alone,
+        # would count as a minority and never start.
+        await self.ctl(
+            node, "eval", "application:set_env(rabbit, cluster_partition_handling, pause_minority)."
+        )
 
     async def wait_members(self, running: int) -> None:
         async def counted() -> bool:

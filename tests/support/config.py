@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paysync.settings import Settings, load_settings
-from providers import account_models
+from providers import REGISTRY, account_models
 from tests.support.services import AMQP_URL
 
 APP_ID = "202401010000000000000000000000001"
@@ -160,7 +160,8 @@ concurrency = 8
 timeout_seconds = 2.0
 max_attempts = 6
 """
-        for provider in ("paycore", "ccpayment", "hdfc", "plural")
+        # Every registered provider: one without an account above fails to load, loudly.
+        for provider in sorted(REGISTRY)
     )
 
 

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from console.app import build_console
 from paysync.broker import Broker
+from paysync.connections import broker_of
 from paysync.db import create_pool
-from paysync.runner import broker_of
 from paysync.settings import Settings
 
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
+from ingest.edge import received
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Observation, dump_observations
 
@@ -17,14 +17,14 @@ def callback_envelope(
     kind: EnvelopeKind = EnvelopeKind.CALLBACK,
 ) -> Envelope:
     """A verified callback's body as ingest publishes it (a fresh message id)."""
-    return Envelope(
-        message_id=str(uuid.uuid4()),
-        kind=kind,
+    return received(
+        kind,
         provider=provider,
         account=account,
         received_at=received_at or datetime.now(UTC),
         body=body,
         content_type="application/json",
+        verified_by="",
     )
 
 

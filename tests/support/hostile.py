@@ -25,7 +25,9 @@ from typing import Literal
 import orjson
 
 from paysync.settings import ProviderAccount, Secret
-from providers import ccpayment, hdfc, plural
+from providers.ccpayment import scheme as ccpayment
+from providers.hdfc import scheme as hdfc
+from providers.plural import scheme as plural
 from simulator import SIMULATORS
 from tests.support.config import ACCOUNT, RETURN_FAILURE
 

@@ -12,9 +12,9 @@ from aiohttp import web
 from ingest.app import build_app
 from ingest.server import ingest_runner
 from paysync.broker import Broker
+from paysync.connections import broker_of
 from paysync.db import create_pool
 from paysync.metrics import Metrics
-from paysync.runner import broker_of
 from paysync.settings import Settings
 from providers import REGISTRY
 from schemas.envelope import Envelope, EnvelopeKind

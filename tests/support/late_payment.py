@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from providers import REGISTRY
-from providers.ccpayment import Terms, credit_observation
+from providers.ccpayment.scheme import Terms, credit_observation
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source, load_observations
 from simulator.ccpayment import webhook_body

@@ -51,9 +51,10 @@ async def start(config: RunConfig, *args: str, log_name: str = "paysync.log") ->
     return Process(proc, log_path)
 
 
-async def run_command(config: RunConfig, *args: str, timeout: float = 60.0) -> tuple[int, str]:
-    """Run one ``paysync`` command to its end, as an operator does: its exit code and
-    stdout (log lines go to stderr; neither may show a secret)."""
+async def run_paysync(config: RunConfig, *args: str, timeout: float = 60.0) -> tuple[int, str, str]:
+    """Run one ``paysync`` command to its end, as an operator does, in an environment of
+    the test's configuration only: its exit code, stdout and stderr (log lines go to
+    stderr; neither may show a secret)."""
     env = {**config.env, "PAYSYNC_CONFIG": str(config.path)}
     proc = await asyncio.create_subprocess_exec(
         PAYSYNC,
@@ -64,7 +65,14 @@ async def run_command(config: RunConfig, *args: str, timeout: float = 60.0) -> t
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert_no_secret_in((out + err).decode(errors="replace"), config)
-    return proc.returncode or 0, out.decode(errors="replace")
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def run_command(config: RunConfig, *args: str, timeout: float = 60.0) -> tuple[int, str]:
+    """``run_paysync``'s exit code and stdout."""
+    code, out, _ = await run_paysync(config, *args, timeout=timeout)
+    return code, out
 
 
 async def wait_ready(config: RunConfig, process: Process, timeout: float = 20.0) -> None:

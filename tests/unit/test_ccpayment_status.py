@@ -18,18 +18,14 @@ import pytest
 from paysync.errors import MalformedMessage, ProviderRefused, ProviderUnavailable
 from paysync.state.fold import fold
 from providers.base import HttpAnswer, PaymentRef, Poll, StatusApi, StatusClient
-from providers.ccpayment import (
-    ADAPTER,
-    CCPaymentAccount,
-    credit_key,
-    sign,
-)
+from providers.ccpayment.adapter import ADAPTER
+from providers.ccpayment.scheme import CCPaymentAccount, credit_key, sign
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
-from simulator.base import Lifecycle, ProviderSimulator
-from simulator.ccpayment import SIMULATOR, order_info, status_base_url, webhook_body
-from simulator.status import OrderBook
+from simulator.base import Lifecycle
+from simulator.ccpayment import SIMULATOR, order_info, webhook_body
+from simulator.status import OrderBook, status_base_url
 from tests.support.status_api import FakeCall, StatusSim, serve_status_sim
 
 # The doc's invented credentials, request vector and example answer (exact bytes).
@@ -142,7 +138,7 @@ def webhook(
 
 
 def test_adapter_has_a_status_api_with_batches_of_100() -> None:
-    api: StatusApi | None = ADAPTER.status_api
+    api: StatusApi[CCPaymentAccount] | None = ADAPTER.status_api
     assert api is not None
     assert api.default_base_url == "https://admin.ccpayment.com"
     assert client().batch_size == 100
@@ -517,19 +513,9 @@ async def sim() -> AsyncIterator[Sim]:
 
 
 def sim_client(sim: Sim, acct: CCPaymentAccount | None = None) -> StatusClient:
-    return client(acct or account(SECRET, OLD_SECRET), status_base_url(sim.url, ACCOUNT))
-
-
-def test_simulator_satisfies_the_protocol() -> None:
-    typed: ProviderSimulator = SIMULATOR
-    assert typed.name == "ccpayment"
-
-
-def test_status_base_url() -> None:
-    assert status_base_url("http://127.0.0.1:8181", "shop-eu") == (
-        "http://127.0.0.1:8181/ccpayment/shop-eu"
+    return client(
+        acct or account(SECRET, OLD_SECRET), status_base_url(sim.url, "ccpayment", ACCOUNT)
     )
-    assert status_base_url("http://sim/", "a") == "http://sim/ccpayment/a"
 
 
 def test_simulated_lifecycle_uses_distinct_txids() -> None:
@@ -585,7 +571,7 @@ async def test_simulator_not_found_is_code_11003(sim: Sim) -> None:
 
 
 async def test_simulator_checks_the_request_signature(sim: Sim) -> None:
-    url = status_base_url(sim.url, ACCOUNT) + "/ccpayment/v1/bill/info"
+    url = status_base_url(sim.url, "ccpayment", ACCOUNT) + "/ccpayment/v1/bill/info"
     body = b'{"merchant_order_ids":["a"]}'
     for secret, expected in ((OLD_SECRET, 11003), ("wrong", 11005)):
         headers = {

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from paysync.errors import AuthenticationError
-from providers.ccpayment import (
+from providers.ccpayment.adapter import CCPaymentAdapter
+from providers.ccpayment.scheme import (
     HEADER_APP_ID,
     HEADER_SIGN,
     HEADER_TIMESTAMP,
     CCPaymentAccount,
-    CCPaymentAdapter,
     sign,
 )
 
@@ -208,23 +208,11 @@ def test_one_changed_sign_char_is_bad_signature(index: int) -> None:
     assert reason_of(headers(sign_value="".join(chars))).reason == "bad_signature"
 
 
-def test_wrong_secret_is_bad_signature() -> None:
-    acct = account({"OTHER": "fedcba9876543210fedcba9876543210"})
-    assert reason_of(headers(), acct=acct).reason == "bad_signature"
-
-
 def test_wrong_app_id_is_foreign_app_id() -> None:
     wrong = "202401010000000000000000000000009"
     # Signed correctly for the other app id: the app id check itself must reject it.
     signed = sign(wrong, APP_SECRET, TIMESTAMP, WEBHOOK_BODY)
     assert reason_of(headers(app_id=wrong, sign_value=signed)).reason == "foreign_app_id"
-
-
-@pytest.mark.parametrize("missing", [HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN])
-def test_each_missing_header(missing: str) -> None:
-    hdrs = headers()
-    del hdrs[missing]
-    assert reason_of(hdrs).reason == "missing_header"
 
 
 @pytest.mark.parametrize("empty", [HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN])
@@ -290,23 +278,6 @@ def test_vector_is_stale_when_now_moves_past_tolerance() -> None:
     )
 
 
-def test_rotation_second_secret_verifies_and_names_its_ref() -> None:
-    acct = account({"CCP_OLD": "ffffffffffffffffffffffffffffffff", "CCP_NEW": APP_SECRET})
-    verified = ADAPTER.verify_callback(acct, headers(), WEBHOOK_BODY, NOW)
-    assert verified.secret_ref == "env:CCP_NEW"
-
-
-def test_rotation_first_secret_verifies_and_names_its_ref() -> None:
-    acct = account({"CCP_CUR": APP_SECRET, "CCP_NEXT": "ffffffffffffffffffffffffffffffff"})
-    verified = ADAPTER.verify_callback(acct, headers(), WEBHOOK_BODY, NOW)
-    assert verified.secret_ref == "env:CCP_CUR"
-
-
-def test_rotation_with_no_matching_secret_is_bad_signature() -> None:
-    acct = account({"A": "a" * 32, "B": "b" * 32})
-    assert reason_of(headers(), acct=acct).reason == "bad_signature"
-
-
 @pytest.mark.parametrize(
     "hdrs",
     [
@@ -321,10 +292,3 @@ def test_secret_never_in_authentication_error_text(hdrs: dict[str, str]) -> None
     error = reason_of(hdrs)
     for text in (str(error), repr(error), error.detail, error.reason, repr(error.args)):
         assert APP_SECRET not in text
-
-
-def test_account_repr_does_not_show_secret() -> None:
-    acct = account()
-    assert APP_SECRET not in repr(acct)
-    assert APP_SECRET not in str(acct)
-    assert "env:CCP_SECRET" in repr(acct)

@@ -154,7 +154,9 @@ def test_every_readme_account_example_loads_and_can_be_reconciled(tmp_path: Path
     settings = load_settings(account_models(), path=path, env=env_for(text))
     assert sorted(settings.accounts) == sorted(REGISTRY)
     for provider, accounts in settings.accounts.items():
-        api = REGISTRY[provider].status_api
-        assert api is not None
+        registered = REGISTRY[provider]
+        base_url = registered.status_base_url
+        assert base_url is not None
         for name, account in accounts.items():
-            api.client(name, account, api.default_base_url)  # raises ConfigError if unusable
+            # Raises ConfigError if unusable.
+            assert registered.status_client(name, account, base_url) is not None

@@ -16,21 +16,21 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
+from paysync.errors import ProviderRefused
 from paysync.state.fold import Policy, fold
 from providers.base import HttpAnswer, HttpCall, PaymentRef, StatusApi, StatusClient
-from providers.hdfc import ADAPTER, MAPPING, HdfcAccount
-from providers.hdfc_status import DEFAULT_STATUS_BASE_URL, HdfcStatusApi
+from providers.hdfc.adapter import ADAPTER
+from providers.hdfc.scheme import MAPPING, HdfcAccount
+from providers.hdfc.status import DEFAULT_STATUS_BASE_URL, HdfcStatusApi
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
-from simulator.base import Lifecycle, ProviderSimulator, Request
-from simulator.hdfc import SIMULATOR, Refund, order_event, status_base_url
-from simulator.status import OrderBook
+from simulator.base import Lifecycle, Request
+from simulator.hdfc import SIMULATOR, Refund, order_event
+from simulator.status import OrderBook, status_base_url
 from tests.support.status_api import (
     FakeCall,
     StatusSim,
-    Unavailable,
     json_answer,
     serve_status_sim,
 )
@@ -104,23 +104,11 @@ def order(body: bytes = CHARGED, **changes: Any) -> bytes:
 
 
 def test_adapter_has_a_status_api() -> None:
-    api: StatusApi | None = ADAPTER.status_api
+    api: StatusApi[HdfcAccount] | None = ADAPTER.status_api
     assert isinstance(api, HdfcStatusApi)
     assert api.default_base_url == "https://smartgateway.hdfc.bank.in"
     typed: StatusClient = client()
     assert typed.batch_size == 1
-
-
-def test_missing_credentials_are_a_config_error_naming_each_key() -> None:
-    with pytest.raises(ConfigError) as info:
-        client(account(api_key=None, merchant_id=None))
-    assert info.value.problems == [
-        "accounts.hdfc.shop-in.api_key: required by the status API",
-        "accounts.hdfc.shop-in.merchant_id: required by the status API",
-    ]
-    with pytest.raises(ConfigError) as info:
-        client(account(merchant_id=None))
-    assert info.value.problems == ["accounts.hdfc.shop-in.merchant_id: required by the status API"]
 
 
 def test_api_version_defaults_and_is_a_date() -> None:
@@ -298,11 +286,6 @@ async def test_an_answer_about_another_order_is_refused(body: bytes) -> None:
         await poll_one(FakeCall([answer(body=body)]))
 
 
-async def test_provider_unavailable_from_the_call_propagates() -> None:
-    with pytest.raises(ProviderUnavailable):
-        await poll_one(Unavailable())
-
-
 # --- the simulated status API -----------------------------------------------------------------
 
 
@@ -323,7 +306,7 @@ def api_headers() -> dict[str, str]:
 class Sim(StatusSim):
     def client(self, acct: HdfcAccount | None = None, account_name: str = ACCOUNT):
         return ADAPTER.status_api.client(
-            account_name, acct or account(), status_base_url(self.url, account_name)
+            account_name, acct or account(), status_base_url(self.url, "hdfc", account_name)
         )
 
 
@@ -333,18 +316,6 @@ async def sim() -> AsyncIterator[Sim]:
     book.accounts[("hdfc", ACCOUNT)] = account()
     async with serve_status_sim(book, {"hdfc": SIMULATOR.add_status_routes}) as served:
         yield Sim(served.book, served.url, served.call)
-
-
-def test_simulator_satisfies_the_protocol() -> None:
-    typed: ProviderSimulator = SIMULATOR
-    assert typed.name == "hdfc"
-
-
-def test_status_base_url() -> None:
-    assert (
-        status_base_url("http://127.0.0.1:8181", "shop-in") == "http://127.0.0.1:8181/hdfc/shop-in"
-    )
-    assert status_base_url("http://sim/", "a") == "http://sim/hdfc/a"
 
 
 async def test_round_trip_folds_to_the_lifecycle_final_status(sim: Sim) -> None:
@@ -401,7 +372,7 @@ async def test_round_trip_with_a_refund(sim: Sim) -> None:
 async def test_simulator_serves_numbers_digit_for_digit(sim: Sim) -> None:
     life = refunded_lifecycle("order-44")
     sim.book.add("hdfc", ACCOUNT, life)
-    url = f"{status_base_url(sim.url, ACCOUNT)}/orders/order-44"
+    url = f"{status_base_url(sim.url, 'hdfc', ACCOUNT)}/orders/order-44"
     raw = await sim.call("GET", url, headers=api_headers())
     assert raw.status == 200
     assert b'"amount":1499.00' in raw.body
@@ -413,7 +384,7 @@ async def test_simulator_answers_404_not_found_for_an_unknown_order(sim: Sim) ->
     [result] = await sim.client().poll(sim.call, [PaymentRef(merchant_ref="nope")], NOW)
     assert not result.found
     raw = await sim.call(
-        "GET", f"{status_base_url(sim.url, ACCOUNT)}/orders/nope", headers=api_headers()
+        "GET", f"{status_base_url(sim.url, 'hdfc', ACCOUNT)}/orders/nope", headers=api_headers()
     )
     assert raw.status == 404
     assert json.loads(raw.body)["status"] == "NOT_FOUND"
@@ -433,7 +404,7 @@ async def test_simulator_refuses_wrong_credentials(sim: Sim, changes: dict[str, 
     sim.book.add("hdfc", ACCOUNT, SIMULATOR.lifecycle(account(), "order-45", now=0))
     headers = {**api_headers(), **changes}
     headers = {k: v for k, v in headers.items() if v is not None}
-    url = f"{status_base_url(sim.url, ACCOUNT)}/orders/order-45"
+    url = f"{status_base_url(sim.url, 'hdfc', ACCOUNT)}/orders/order-45"
     assert (await sim.call("GET", url, headers=headers)).status == 401
     assert sim.book.polls[("hdfc", ACCOUNT, "order-45")] == 0
 
@@ -441,7 +412,7 @@ async def test_simulator_refuses_wrong_credentials(sim: Sim, changes: dict[str, 
 async def test_simulator_accepts_the_node_kit_colon_less_key(sim: Sim) -> None:
     sim.book.add("hdfc", ACCOUNT, SIMULATOR.lifecycle(account(), "order-46", now=0))
     headers = {**api_headers(), "Authorization": _basic(API_KEY)}
-    url = f"{status_base_url(sim.url, ACCOUNT)}/orders/order-46"
+    url = f"{status_base_url(sim.url, 'hdfc', ACCOUNT)}/orders/order-46"
     assert (await sim.call("GET", url, headers=headers)).status == 200
 
 

@@ -13,11 +13,10 @@ import pytest
 
 from paysync.errors import AuthenticationError
 from providers.base import parse_form
-from providers.hdfc import (
-    ADAPTER,
+from providers.hdfc.adapter import ADAPTER, HdfcReturns
+from providers.hdfc.scheme import (
     RETURN_VARIANTS,
     HdfcAccount,
-    HdfcReturns,
     api_authorization,
     received_signature,
     return_message,

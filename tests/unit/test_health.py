@@ -11,6 +11,10 @@ import orjson
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from paysync.amqp import broker_errors
+from paysync.broker import _close_quietly
+from paysync.cli.roles import _Deadline, _until_stopped
+from paysync.errors import BrokerUnavailable, RoleEnded
 from paysync.health import Health
 from paysync.metrics import Metrics
 from paysync.probes import build_probe_app, healthz, readyz
@@ -125,3 +129,57 @@ def test_a_missing_or_unusable_tls_file_is_one_line_naming_setting_and_file(
 @pytest.mark.parametrize("url", ["amqp://u:p@h/", "amqps://u:p@h/?heartbeat=5"])
 def test_urls_without_tls_files_give_no_problem(url: str) -> None:
     assert check_tls_files("postgresql://u@h/db", [url]) == []
+
+
+class _StuckConnection:
+    """What aiormq hands back for a connection it found stuck: closing it re-raises the
+    cancellation of its reader."""
+
+    async def close(self) -> None:
+        raise asyncio.CancelledError
+
+
+async def test_closing_a_stuck_connection_does_not_end_the_supervisor() -> None:
+    await _close_quietly(_StuckConnection(), timeout=1)  # type: ignore[arg-type]
+
+
+async def test_the_supervisors_own_cancellation_still_propagates() -> None:
+    class Slow:
+        async def close(self) -> None:
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(_close_quietly(Slow(), timeout=30))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.parametrize("how", ["returned", "cancelled"])
+async def test_a_role_that_ends_while_running_fails_the_process(how: str) -> None:
+    stop = asyncio.Event()
+
+    async def role() -> None:
+        if how == "cancelled":
+            raise asyncio.CancelledError  # a library's cancellation leaking out
+
+    async def waits() -> None:
+        await stop.wait()
+
+    tasks = {"reconciler": asyncio.create_task(role()), "worker": asyncio.create_task(waits())}
+    health = Health()
+    with pytest.raises(RoleEnded, match=f"{how}|was cancelled"):
+        await _until_stopped(stop, tasks, health, _Deadline(5))
+    assert health.stopping
+    assert stop.is_set()
+
+
+async def test_a_cancellation_leaking_out_of_the_client_is_a_broker_failure() -> None:
+    async def stuck_publish() -> None:
+        raise asyncio.CancelledError  # what awaiting a stuck aiormq connection raises
+
+    with (
+        pytest.raises(BrokerUnavailable, match="the connection was lost"),
+        broker_errors("publish not confirmed"),
+    ):
+        await stuck_publish()

@@ -10,9 +10,9 @@ import pytest
 from console.charts import bar_chart
 from console.session import Sessions
 from ingest.search import Cursor, InvalidSearch, parse_filters
+from paysync.replay import ReplaySelection, payment_selection
 from paysync.settings import Secret
 from schemas.status import Status
-from worker.replay import ReplaySelection, payment_selection
 
 
 def test_filters_parse_every_parameter() -> None:

@@ -1,6 +1,6 @@
 """Money stays exact: the fold sums credits without rounding (Python's default decimal
 context keeps 28 significant digits), and CCPayment's credits are valued in the order's
-price currency by the rule in providers/ccpayment.py."""
+price currency by the rule in providers/ccpayment/scheme.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from paysync.state.fold import fold
-from providers.ccpayment import ADAPTER, price_value
+from providers.ccpayment.adapter import ADAPTER
+from providers.ccpayment.scheme import price_value
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.money import exact
 from schemas.observation import Kind, Observation, Source

@@ -15,25 +15,20 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
+from paysync.errors import ProviderRefused
 from paysync.state.fold import Policy, fold
 from providers.base import HttpAnswer, HttpCall, PaymentRef, StatusApi, StatusClient
-from providers.paycore import (
-    ADAPTER,
-    MAPPING,
-    PayCoreAccount,
-)
-from providers.paycore_status import DEFAULT_STATUS_BASE_URL
+from providers.paycore.adapter import ADAPTER
+from providers.paycore.scheme import MAPPING, PayCoreAccount
+from providers.paycore.status import DEFAULT_STATUS_BASE_URL
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
-from simulator.base import ProviderSimulator
-from simulator.paycore import SIMULATOR, status_base_url
-from simulator.status import OrderBook
+from simulator.paycore import SIMULATOR
+from simulator.status import OrderBook, status_base_url
 from tests.support.status_api import (
     FakeCall,
     StatusSim,
-    Unavailable,
     json_answer,
     serve_status_sim,
 )
@@ -100,23 +95,11 @@ def callback_observations(body: bytes) -> list[Observation]:
 
 
 def test_adapter_has_a_status_api() -> None:
-    api: StatusApi | None = ADAPTER.status_api
+    api: StatusApi[PayCoreAccount] | None = ADAPTER.status_api
     assert api is not None
     assert api.default_base_url == "https://com.paycore.io/api"
     typed: StatusClient = client()
     assert typed.batch_size == 1
-
-
-def test_missing_credentials_are_a_config_error_naming_each_key() -> None:
-    with pytest.raises(ConfigError) as info:
-        client(account(account_id=None, api_key=None))
-    assert info.value.problems == [
-        "accounts.paycore.shop-eu.api_account_id: required by the status API",
-        "accounts.paycore.shop-eu.api_key: required by the status API",
-    ]
-    with pytest.raises(ConfigError) as info:
-        client(account(api_key=None))
-    assert info.value.problems == ["accounts.paycore.shop-eu.api_key: required by the status API"]
 
 
 def test_an_account_id_with_a_colon_is_refused() -> None:
@@ -289,11 +272,6 @@ async def test_an_answer_about_another_invoice_is_refused(body: bytes) -> None:
         await poll_one(FakeCall([answer(body=body)]))
 
 
-async def test_provider_unavailable_from_the_call_propagates() -> None:
-    with pytest.raises(ProviderUnavailable):
-        await poll_one(Unavailable())
-
-
 # --- the simulated status API -----------------------------------------------------------------
 
 
@@ -308,24 +286,13 @@ async def sim() -> AsyncIterator[Sim]:
         yield served
 
 
-def test_simulator_satisfies_the_protocol() -> None:
-    typed: ProviderSimulator = SIMULATOR
-    assert typed.name == "paycore"
-
-
-def test_status_base_url() -> None:
-    assert (
-        status_base_url("http://127.0.0.1:8181", "shop-eu")
-        == "http://127.0.0.1:8181/paycore/shop-eu"
-    )
-    assert status_base_url("http://sim/", "a") == "http://sim/paycore/a"
-
-
 async def test_round_trip_folds_to_the_lifecycle_final_status(sim: Sim) -> None:
     life = SIMULATOR.lifecycle(account(), "order-7", now=1715950800)
     sim.book.add("paycore", ACCOUNT, life)
     ref = PaymentRef(merchant_ref="order-7", provider_ref=life.provider_ref)
-    [result] = await client(base_url=status_base_url(sim.url, ACCOUNT)).poll(sim.call, [ref], NOW)
+    [result] = await client(base_url=status_base_url(sim.url, "paycore", ACCOUNT)).poll(
+        sim.call, [ref], NOW
+    )
     assert (result.found, result.provider_status) == (True, "refunded")
     assert fold(result.observations, POLICY).status is Status(life.statuses[-1])
     # The poll's fact is the last callback's fact: counted once however it arrives.
@@ -336,9 +303,11 @@ async def test_round_trip_folds_to_the_lifecycle_final_status(sim: Sim) -> None:
 
 async def test_simulator_answers_404_for_an_unknown_invoice(sim: Sim) -> None:
     ref = PaymentRef(merchant_ref="order-x", provider_ref="cpi_Unknown000000001")
-    [result] = await client(base_url=status_base_url(sim.url, ACCOUNT)).poll(sim.call, [ref], NOW)
+    [result] = await client(base_url=status_base_url(sim.url, "paycore", ACCOUNT)).poll(
+        sim.call, [ref], NOW
+    )
     assert not result.found
-    url = f"{status_base_url(sim.url, ACCOUNT)}/payment-invoices/cpi_Unknown000000001"
+    url = f"{status_base_url(sim.url, 'paycore', ACCOUNT)}/payment-invoices/cpi_Unknown000000001"
     headers = {
         "Authorization": "Basic " + base64.b64encode(f"{ACCOUNT_ID}:{API_KEY}".encode()).decode()
     }
@@ -353,7 +322,7 @@ async def test_simulator_answers_404_for_an_unknown_invoice(sim: Sim) -> None:
 async def test_simulator_refuses_wrong_credentials(sim: Sim, credentials: str) -> None:
     life = SIMULATOR.lifecycle(account(), "order-8", now=1715950800)
     sim.book.add("paycore", ACCOUNT, life)
-    url = f"{status_base_url(sim.url, ACCOUNT)}/payment-invoices/{life.provider_ref}"
+    url = f"{status_base_url(sim.url, 'paycore', ACCOUNT)}/payment-invoices/{life.provider_ref}"
     for headers in (
         {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()},
         {"Authorization": "Bearer " + API_KEY},
@@ -361,7 +330,7 @@ async def test_simulator_refuses_wrong_credentials(sim: Sim, credentials: str) -
     ):
         assert (await sim.call("GET", url, headers=headers)).status == 401
     # Through the client: a wrong key is a refusal, never "not found".
-    wrong = client(account(api_key="wrong"), status_base_url(sim.url, ACCOUNT))
+    wrong = client(account(api_key="wrong"), status_base_url(sim.url, "paycore", ACCOUNT))
     ref = PaymentRef(merchant_ref="order-8", provider_ref=life.provider_ref)
     with pytest.raises(ProviderRefused, match="unauthorized"):
         await wrong.poll(sim.call, [ref], NOW)
@@ -370,13 +339,15 @@ async def test_simulator_refuses_wrong_credentials(sim: Sim, credentials: str) -
 
 async def test_simulator_refuses_an_account_it_does_not_have(sim: Sim) -> None:
     with pytest.raises(ProviderRefused, match="unauthorized"):
-        await client(base_url=status_base_url(sim.url, "other")).poll(sim.call, [REF], NOW)
+        await client(base_url=status_base_url(sim.url, "paycore", "other")).poll(
+            sim.call, [REF], NOW
+        )
 
 
 async def test_simulator_serves_the_final_document_byte_for_byte(sim: Sim) -> None:
     life = SIMULATOR.lifecycle(account(), "order-9", now=1)
     sim.book.add("paycore", ACCOUNT, life)
-    url = f"{status_base_url(sim.url, ACCOUNT)}/payment-invoices/{life.provider_ref}"
+    url = f"{status_base_url(sim.url, 'paycore', ACCOUNT)}/payment-invoices/{life.provider_ref}"
     headers = {
         "Authorization": "Basic " + base64.b64encode(f"{ACCOUNT_ID}:{API_KEY}".encode()).decode()
     }

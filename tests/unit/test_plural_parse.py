@@ -15,7 +15,8 @@ from multidict import CIMultiDict
 from paysync.errors import MalformedMessage
 from paysync.state.fold import Policy, fold
 from providers.base import FORM_MEDIA_TYPE, parse_form
-from providers.plural import ADAPTER, MAPPING, PluralAccount
+from providers.plural.adapter import ADAPTER
+from providers.plural.scheme import MAPPING, PluralAccount
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
@@ -255,20 +256,15 @@ def test_without_any_stated_time_received_at_is_used() -> None:
 # --- malformed bodies -------------------------------------------------------------------------
 
 
+# Bodies no provider can read are the contract's (tests/support/contract.py); these are
+# Plural's own shape without its order.
 @pytest.mark.parametrize(
     "body",
     [
-        b"",
-        b"not json",
-        b"[1, 2]",
-        b'"a string"',
-        b"{}",
         b'{"event_type": "ORDER_PROCESSED"}',
         b'{"event_type": "ORDER_PROCESSED", "data": null}',
         b'{"event_type": "ORDER_PROCESSED", "data": []}',
         b'{"event_type": "ORDER_PROCESSED", "data": "v1-1"}',
-        b"\xff\xfe",
-        b"[" * 100_000,
     ],
 )
 def test_unreadable_bodies_are_malformed(body: bytes) -> None:

@@ -20,9 +20,10 @@ from pinelabs import AsyncPinelabsApi
 from pinelabs.core.pydantic_utilities import UniversalBaseModel
 
 from providers.base import PaymentRef
-from providers.plural import ADAPTER, PluralAccount
-from simulator.plural import SIMULATOR, PluralSimulator, status_base_url
-from simulator.status import OrderBook
+from providers.plural.adapter import ADAPTER
+from providers.plural.scheme import PluralAccount
+from simulator.plural import SIMULATOR, PluralSimulator
+from simulator.status import OrderBook, status_base_url
 from tests.support.status_api import StatusSim, serve_status_sim
 
 ACCOUNT = "shop-in"
@@ -71,7 +72,7 @@ async def sdk_client(sim: StatusSim, http: httpx.AsyncClient) -> tuple[AsyncPine
     """The SDK's two-step start, as its README shows it: a bootstrap client for the token,
     then a client carrying it. (The README's ``token=""`` makes the SDK send ``Bearer ``,
     which httpx refuses as an illegal header value; the token route reads no token.)"""
-    base_url = status_base_url(sim.url, ACCOUNT)
+    base_url = status_base_url(sim.url, "plural", ACCOUNT)
     auth = AsyncPinelabsApi(base_url=base_url, token="bootstrap", httpx_client=http)
     issued = await auth.authentication.generate_token(
         grant_type="client_credentials", client_id=CLIENT_ID, client_secret=CLIENT_SECRET
@@ -124,7 +125,7 @@ async def test_paysyncs_client_reads_what_the_sdk_reads(
     order = await api.orders.get_order_by_id(life.provider_ref)
     status_api = ADAPTER.status_api
     assert status_api is not None
-    ours = status_api.client(ACCOUNT, account(), status_base_url(sim.url, ACCOUNT))
+    ours = status_api.client(ACCOUNT, account(), status_base_url(sim.url, "plural", ACCOUNT))
     for ref in (
         PaymentRef(merchant_ref=life.merchant_ref, provider_ref=life.provider_ref),
         PaymentRef(merchant_ref=life.merchant_ref),

@@ -19,24 +19,23 @@ import orjson
 import pytest
 from aiohttp import web
 
-from paysync.errors import ConfigError, ProviderRefused, ProviderUnavailable
+from paysync.errors import ProviderRefused
 from paysync.state.fold import Policy, fold
 from providers.base import HttpAnswer, PaymentRef, Poll, StatusApi, StatusClient
-from providers.plural import ADAPTER, MAPPING, PluralAccount
+from providers.plural.adapter import ADAPTER
+from providers.plural.scheme import MAPPING, PluralAccount
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
-from simulator.base import ProviderSimulator
 from simulator.plural import (
     SIMULATOR,
     TOKENS,
     PluralSimulator,
     get_order_document,
-    status_base_url,
 )
-from simulator.status import OrderBook
+from simulator.status import OrderBook, status_base_url
 from tests.support import status_api
-from tests.support.status_api import StatusSim, Unavailable, json_answer, serve_status_sim
+from tests.support.status_api import StatusSim, json_answer, serve_status_sim
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plural"
 GET_ORDER = (FIXTURES / "get_order_processed.json").read_bytes()
@@ -131,28 +130,10 @@ def order_body(**overrides: Any) -> bytes:
 
 
 def test_adapter_has_a_status_api_one_order_per_call() -> None:
-    api: StatusApi | None = ADAPTER.status_api
+    api: StatusApi[PluralAccount] | None = ADAPTER.status_api
     assert api is not None
     assert api.default_base_url == "https://api.pluralpay.in"
     assert client().batch_size == 1
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "keys"),
-    [
-        ({"client_id": None, "secret": None}, ["client_id", "client_secret"]),
-        ({"client_id": None}, ["client_id"]),
-        ({"secret": None}, ["client_secret"]),
-    ],
-)
-def test_missing_credentials_are_a_config_error_naming_each_key(
-    kwargs: dict[str, Any], keys: list[str]
-) -> None:
-    with pytest.raises(ConfigError) as info:
-        client(account(**kwargs))
-    assert info.value.problems == [
-        f"accounts.plural.{ACCOUNT}.{key}: required by the status API" for key in keys
-    ]
 
 
 def test_client_secret_is_a_secret_reference() -> None:
@@ -537,11 +518,6 @@ async def test_unreadable_order_is_refused(body: bytes) -> None:
         await poll_one(FakeCall([token(), answer(body=body)]))
 
 
-async def test_unavailability_from_the_call_passes_through() -> None:
-    with pytest.raises(ProviderUnavailable):
-        await client().poll(Unavailable(), [REF], NOW)
-
-
 # --- the simulated API ----------------------------------------------------------------------
 
 
@@ -552,7 +528,7 @@ class Sim(StatusSim):
 
     @property
     def base_url(self) -> str:
-        return status_base_url(self.url, ACCOUNT)
+        return status_base_url(self.url, "plural", ACCOUNT)
 
     def tokens(self) -> dict[str, tuple[str, float]]:
         return self.plural_app[TOKENS].issued
@@ -581,20 +557,7 @@ async def sim() -> AsyncIterator[Sim]:
 def sim_client(sim: Sim, acct: PluralAccount | None = None, name: str = ACCOUNT) -> StatusClient:
     api = ADAPTER.status_api
     assert api is not None
-    return api.client(ACCOUNT, acct or account(), status_base_url(sim.url, name))
-
-
-def test_simulator_satisfies_the_protocol() -> None:
-    typed: ProviderSimulator = SIMULATOR
-    assert typed.name == "plural"
-    assert SIMULATOR.token_expires_in == 3600
-
-
-def test_status_base_url() -> None:
-    assert status_base_url("http://127.0.0.1:8181", "shop-in") == (
-        "http://127.0.0.1:8181/plural/shop-in"
-    )
-    assert status_base_url("http://sim/", "a") == "http://sim/plural/a"
+    return api.client(ACCOUNT, acct or account(), status_base_url(sim.url, "plural", name))
 
 
 def test_get_order_document_is_the_last_webhook_order_with_full_payments() -> None:

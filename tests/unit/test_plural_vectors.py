@@ -15,13 +15,8 @@ from pydantic import ValidationError
 from paysync.errors import AuthenticationError, ConfigError
 from paysync.settings import load_settings
 from providers.base import parse_form
-from providers.plural import (
-    ADAPTER,
-    PluralAccount,
-    return_signature,
-    webhook_key,
-    webhook_signature,
-)
+from providers.plural.adapter import ADAPTER
+from providers.plural.scheme import PluralAccount, return_signature, webhook_key, webhook_signature
 from schemas.status import Status
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plural"
@@ -231,11 +226,6 @@ def test_rotation_old_signature_plus_good_one() -> None:
     assert ADAPTER.verify_callback(account(), headers(sig=f"{MADE_UP_SIG} {old}"), BODY, NOW)
 
 
-def test_rotation_second_secret_verifies_and_names_its_ref() -> None:
-    acct = account({"PLURAL_OLD": "b2xkLXNlY3JldC1vbmU=", "PLURAL_NEW": MADE_UP_SECRET})
-    assert ADAPTER.verify_callback(acct, headers(), BODY, NOW).secret_ref == "env:PLURAL_NEW"
-
-
 def test_rotation_secret_and_signature_pairs_cross() -> None:
     old_secret = "b2xkLXNlY3JldC1vbmU="
     acct = account({"PLURAL_OLD": old_secret, "PLURAL_NEW": MADE_UP_SECRET})
@@ -294,13 +284,6 @@ def test_raw_encoding_variant_is_reported() -> None:
     acct = account(webhook_key_encoding="raw")
     verified = ADAPTER.verify_callback(acct, headers(sig=MADE_UP_RAW_SIG), BODY, NOW)
     assert verified.variant == "raw"
-
-
-@pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
-def test_each_missing_header(missing: str) -> None:
-    hdrs = headers()
-    del hdrs[missing]
-    assert reason_of(hdrs) == "missing_header"
 
 
 @pytest.mark.parametrize("empty", ["webhook-id", "webhook-timestamp", "webhook-signature"])
@@ -374,17 +357,6 @@ def test_tampered_id_is_bad_signature() -> None:
 
 def test_tampered_timestamp_within_tolerance_is_bad_signature() -> None:
     assert reason_of(headers(ts="1718100001")) == "bad_signature"
-
-
-def test_wrong_secret_is_bad_signature() -> None:
-    assert reason_of(headers(), acct=account({"X": "b3RoZXI="})) == "bad_signature"
-
-
-def test_account_repr_does_not_show_secrets() -> None:
-    acct = account()
-    for text in (repr(acct), str(acct)):
-        assert MADE_UP_SECRET not in text
-        assert HEX_KEY not in text
 
 
 # --- verify_return ----------------------------------------------------------------------------

@@ -8,10 +8,11 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from paysync.cli.render import print_refold
 from paysync.state.fold import PaymentState
 from schemas.event import EventType
 from schemas.status import Status
-from worker.refold import RefoldReport, changes, print_report
+from worker.refold import RefoldReport, changes
 from worker.store import Refolded
 
 STORED = PaymentState(
@@ -50,7 +51,7 @@ def test_changes_name_each_differing_column_as_json() -> None:
 def test_the_table_shows_each_payment_and_the_totals(
     capsys: pytest.CaptureFixture[str], dry_run: bool
 ) -> None:
-    print_report(RefoldReport(dry_run=dry_run, checked=3, differing=[FOUND]), as_json=False)
+    print_refold(RefoldReport(dry_run=dry_run, checked=3, differing=[FOUND]), as_json=False)
     out = capsys.readouterr().out
     assert "ccpayment/shop/order-1" in out
     assert "status: underpaid -> paid" in out
@@ -62,7 +63,7 @@ def test_the_table_shows_each_payment_and_the_totals(
 
 
 def test_the_json_report(capsys: pytest.CaptureFixture[str]) -> None:
-    print_report(RefoldReport(dry_run=False, checked=3, differing=[FOUND]), as_json=True)
+    print_refold(RefoldReport(dry_run=False, checked=3, differing=[FOUND]), as_json=True)
     doc = orjson.loads(capsys.readouterr().out)
     assert doc == {
         "dry_run": False,

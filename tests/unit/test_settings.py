@@ -9,7 +9,7 @@ import pytest
 from paysync.errors import ConfigError
 from paysync.settings import Secret, Settings, load_settings
 from providers import account_models
-from providers.ccpayment import CCPaymentAccount
+from providers.ccpayment.scheme import CCPaymentAccount
 
 SECRET_VALUE = "s3cr3t-0123456789abcdef"
 INLINE_SECRET = "pasted-inline-secret-value-9f8e7d"

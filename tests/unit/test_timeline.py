@@ -1,4 +1,4 @@
-"""paysync.timeline: rows → the JSON document of the /v1 API, and its text view."""
+"""paysync.timeline.document: rows → the JSON document of the /v1 API, and its text view."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
-from paysync.timeline import build_timeline, encode_raw, format_time, json_value, render_text
+from paysync.cli.timeline_text import render_text
+from paysync.timeline.document import (
+    build_timeline,
+    encode_raw,
+    format_time,
+    json_value,
+)
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)
 EVENT_ID = uuid.UUID("6a55eaa8-0000-4000-8000-000000000001")

@@ -1,0 +1,255 @@
+"""One delivered message of ``paysync.inbound``, start to end: envelope → adapter →
+observations → store, then the settlement ``worker.settle.settle`` decides, carried out
+here: ack after commit, requeue, or dead-letter (the raw bytes and the reason to
+``paysync.dead``, then ack; requeued instead when the broker does not confirm the copy).
+
+A database outage is retried with backoff while running, holding the message; on
+shutdown the message is given back. The store and the broker are interfaces (``Ledger``,
+``paysync.broker.Publisher``), so unit tests run it over fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import aio_pika
+import structlog
+
+from paysync.amqp import broker_errors
+from paysync.broker import Publisher
+from paysync.errors import BrokerUnavailable, DatabaseUnavailable, UnknownAccount
+from paysync.logging import get_logger
+from paysync.metrics import Metrics
+from paysync.retry import Backoff
+from paysync.settings import WorkerSettings
+from providers.base import ReturnHint
+from providers.registry import Provider
+from schemas.envelope import Envelope, EnvelopeKind
+from schemas.observation import Kind, Observation, load_observations
+from worker.settle import Action, Settlement, Stopping, settle
+from worker.store import Outcome
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+H_ERROR = "x-paysync-error"
+H_DEAD_AT = "x-paysync-dead-at"
+
+
+class Delivery(Protocol):
+    """What the handler reads of a delivered message (aio-pika's incoming message)."""
+
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def headers(self) -> Mapping[str, Any]: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def redelivered(self) -> bool | None: ...
+
+    def ack(self) -> Awaitable[None]: ...
+
+    def nack(self, *, requeue: bool = True) -> Awaitable[None]: ...
+
+
+class Ledger(Protocol):
+    """What the handler needs of the store (``worker.store.Store``)."""
+
+    async def apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
+        """Apply one envelope's observations in one transaction; raises DatabaseUnavailable."""
+        ...
+
+    async def apply_hint(self, envelope: Envelope, hint: ReturnHint) -> Outcome:
+        """Record a verified return URL's hint; raises DatabaseUnavailable."""
+        ...
+
+
+class MessageHandler:
+    def __init__(
+        self,
+        store: Ledger,
+        registry: Mapping[str, Provider],
+        broker: Publisher,
+        settings: WorkerSettings,
+        metrics: Metrics,
+        stop: asyncio.Event,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._broker = broker
+        self._settings = settings
+        self._metrics = metrics
+        self._stop = stop
+        self._backoff = Backoff(
+            initial=settings.retry_initial_seconds, maximum=settings.retry_max_seconds
+        )
+
+    async def handle(self, message: Delivery) -> None:
+        """Apply, settle, carry out the settlement; never raises."""
+        outcomes: list[Outcome] = []
+        provider = ""
+        error: BaseException | None = None
+        try:
+            envelope = Envelope.from_amqp(
+                message_id=message.message_id,
+                headers=message.headers,
+                body=message.body,
+                content_type=message.content_type,
+            )
+            provider = envelope.provider
+            structlog.contextvars.bind_contextvars(provider=provider, account=envelope.account)
+            outcomes = await self._process(envelope)
+        except Exception as exc:
+            error = exc
+        settlement = settle(
+            error,
+            deliveries=message.headers.get("x-delivery-count"),
+            delivery_limit=self._broker.topology.delivery_limit,
+        )
+        if settlement.unexpected:
+            log.error("message_failed", error=type(error).__name__, exc_info=error)
+        if await self._carry_out(message, settlement):
+            for outcome in outcomes:
+                self._count(provider, outcome)
+                _log_outcome(outcome)
+
+    async def _carry_out(self, message: Delivery, settlement: Settlement) -> bool:
+        """Ack, requeue or dead-letter; True when the message was acked as applied."""
+        if settlement.action is Action.ACK:
+            await _settled(message.ack())
+            return True
+        if settlement.action is Action.REQUEUE:
+            await _settled(message.nack(requeue=True))
+        else:
+            await self._dead_letter(message, settlement.reason)
+        return False
+
+    async def _process(self, envelope: Envelope) -> list[Outcome]:
+        if envelope.kind is EnvelopeKind.RETURN_URL:
+            hint = self._provider(envelope).parse_return(envelope)
+            return [await self._retrying(lambda: self._store.apply_hint(envelope, hint))]
+        observations = self._parse(envelope)
+        self._note_unknown(observations)
+        if not observations:
+            log.info("callback_ignored", reason="nothing_tracked")
+            return []
+        return await self._retrying(lambda: self._store.apply(envelope, observations))
+
+    def _provider(self, envelope: Envelope) -> Provider:
+        provider = self._registry.get(envelope.provider)
+        if provider is None:
+            raise UnknownAccount(envelope.provider, envelope.account)
+        return provider
+
+    def _parse(self, envelope: Envelope) -> list[Observation]:
+        if envelope.kind is EnvelopeKind.OBSERVATIONS:
+            return load_observations(envelope.body)
+        return self._provider(envelope).parse_callback(envelope)
+
+    def _note_unknown(self, observations: list[Observation]) -> None:
+        for obs in observations:
+            if obs.kind is Kind.STATUS and obs.status is None:
+                self._metrics.unknown_statuses.labels(obs.provider).inc()
+                log.warning(
+                    "unknown_status_observed",
+                    provider_status=obs.provider_status,
+                    merchant_ref=obs.merchant_ref,
+                )
+
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """Retry while the database is unavailable; on shutdown, give the message back."""
+        attempt = 0
+        while True:
+            try:
+                return await attempt_once()
+            except DatabaseUnavailable as exc:
+                attempt += 1
+                if self._stop.is_set():
+                    raise Stopping from exc
+                delay = self._backoff.delay(attempt)
+                log.warning("apply_retried", error=str(exc), attempt=attempt, delay=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+
+    def _count(self, provider: str, outcome: Outcome) -> None:
+        self._metrics.observations.labels(provider, outcome.outcome).inc()
+        if outcome.transition is not None:
+            before, after = outcome.transition
+            self._metrics.transitions.labels(
+                provider, before.value if before else "", after.value, outcome.source
+            ).inc()
+
+    async def _dead_letter(self, message: Delivery, reason: str) -> None:
+        dead = dead_letter_message(
+            body=message.body,
+            headers=message.headers,
+            message_id=message.message_id,
+            content_type=message.content_type,
+            reason=reason,
+            at=datetime.now(UTC),
+        )
+        try:
+            await self._broker.publish(
+                self._broker.topology.dead_exchange,
+                dead,
+                "",
+                timeout=self._settings.publish_timeout_seconds,
+            )
+        except BrokerUnavailable:
+            # Never ack what was not safely parked: the broker redelivers it later.
+            log.warning("dead_letter_failed", reason=reason)
+            await _settled(message.nack(requeue=True))
+            return
+        self._metrics.dead_letters.labels(reason.partition(":")[0]).inc()
+        log.error("message_dead_lettered", reason=reason)
+        await _settled(message.ack())
+
+
+def dead_letter_message(
+    *,
+    body: bytes,
+    headers: Mapping[str, Any],
+    message_id: str | None,
+    content_type: str | None,
+    reason: str,
+    at: datetime,
+) -> aio_pika.Message:
+    """The copy parked on ``paysync.dead``: the raw body and every header as delivered,
+    plus why (``x-paysync-error``) and when (``x-paysync-dead-at``)."""
+    return aio_pika.Message(
+        body,
+        headers={**headers, H_ERROR: reason[:1000], H_DEAD_AT: at.isoformat()},
+        message_id=message_id,
+        content_type=content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+async def _settled(action: Awaitable[None]) -> None:
+    """Await an ack/nack; a lost channel means the broker will redeliver anyway."""
+    try:
+        with broker_errors("settle"):
+            await action
+    except BrokerUnavailable as exc:
+        log.warning("settle_failed", error=str(exc))
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    if outcome.transition is None:
+        log.info("observation_absorbed", dedup_key=outcome.dedup_key, outcome=outcome.outcome)
+        return
+    before, after = outcome.transition
+    log.info(
+        "transition_applied",
+        dedup_key=outcome.dedup_key,
+        from_status=before.value if before else None,
+        to_status=after.value,
+    )
