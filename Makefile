@@ -10,15 +10,16 @@ CONFIG ?= paysync.toml
 TEST_SERVICES := $(if $(and $(PAYSYNC_TEST_PG_URL),$(PAYSYNC_TEST_AMQP_URL)),,services)
 
 .PHONY: run test test-unit test-integration test-e2e check lint typecheck lint-deploy bench \
-	faults faults-cluster services venv events reset clean
+	faults faults-cluster services venv browser events reset clean
 
 ## run: start Postgres/RabbitMQ if needed, migrate, run all roles + the simulated providers
 ## (CONFIG=path: another configuration; its secrets must be in the environment)
 run: services venv
 	PAYSYNC_CONFIG=$(CONFIG) deploy/run-demo.sh
 
-## test: lint, mypy --strict and the whole test suite (what CI runs, via .ci/run)
-test: lint typecheck $(TEST_SERVICES) venv
+## test: lint, mypy --strict and the whole test suite (what CI runs, via .ci/run); installs
+## Debian's chromium for the console's browser test when missing
+test: lint typecheck $(TEST_SERVICES) venv browser
 	$(BIN)/pytest
 
 ## test-unit: no services, seconds; test-integration / test-e2e: real Postgres and RabbitMQ
@@ -28,7 +29,7 @@ test-unit: venv
 test-integration: $(TEST_SERVICES) venv
 	$(BIN)/pytest tests/integration
 
-test-e2e: $(TEST_SERVICES) venv
+test-e2e: $(TEST_SERVICES) venv browser
 	$(BIN)/pytest tests/e2e
 
 ## check: test, plus validating deploy/ (what a reviewer runs)
@@ -74,6 +75,10 @@ reset: venv
 
 services:
 	deploy/bootstrap.sh services
+
+## browser: Debian's chromium for the console's browser tests (installed when missing)
+browser:
+	deploy/bootstrap.sh browser
 
 venv: $(VENV)/.synced
 

@@ -5,6 +5,8 @@
 #           ones; else install them from Debian packages and start them; else stop with a
 #           clear message. It never reconfigures a server it did not install.
 # venv:     install uv if missing (into .run/uv, from PyPI) and sync .venv from uv.lock.
+# browser:  (used by `make test`) Debian's chromium for the console's browser tests, when
+#           missing (Playwright drives it; it never downloads a browser of its own).
 # tools:    (used by `make lint-deploy` only, not a default step) promtool, for the alert
 #           rules: the one on PATH, else the one in .run/tools, else unpacked there from
 #           Debian's prometheus package (promtool only: no server is installed or started).
@@ -96,6 +98,12 @@ ensure_venv() {
   say "venv: .venv in sync with uv.lock"
 }
 
+ensure_browser() {
+  local found; found=$(command -v chromium || true)
+  if [ -z "$found" ]; then apt_install chromium; found=$(command -v chromium); fi
+  say "browser: $("$found" --version 2>/dev/null | head -n 1)"
+}
+
 ensure_promtool() {
   if command -v promtool >/dev/null; then say "promtool: $(command -v promtool)"; return; fi
   local dir=.run/tools/prometheus
@@ -126,7 +134,8 @@ main() {
       services) ensure_postgres; ensure_rabbitmq ;;
       venv) ensure_venv ;;
       tools) ensure_promtool ;;
-      *) die "unknown step $step (use: services, venv, tools)" ;;
+      browser) ensure_browser ;;
+      *) die "unknown step $step (use: services, venv, browser, tools)" ;;
     esac
   done
 }

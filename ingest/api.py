@@ -21,7 +21,10 @@ import structlog
 from aiohttp import web
 
 from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS, TIMELINES, expect_continue
+from ingest.listing import add_search_routes
+from ingest.openapi import PUBLIC_ROUTES, add_openapi_route
 from ingest.registration import register_payment
+from ingest.replays import add_replay_routes
 from paysync.broker import Broker
 from paysync.db import load_queries
 from paysync.errors import DatabaseUnavailable
@@ -49,6 +52,10 @@ def build_api(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.App
     # segment pattern also refuses "{" and "}", which a registration accepts.
     api.router.add_get("/payments/{provider}/{account}/{merchant_ref:[^/]+}", show_payment)
     api.router.add_post("/payments", register_payment, expect_handler=expect_continue)
+    # Issue 17: search, event replay and the OpenAPI document (their own modules).
+    add_search_routes(api)
+    add_replay_routes(api)
+    add_openapi_route(api)
     return api
 
 
@@ -75,6 +82,8 @@ def token_problem(authorization: str | None, tokens: Sequence[Secret]) -> str | 
 
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.match_info.route.name in PUBLIC_ROUTES:
+        return await handler(request)
     tokens = request.app[API_SETTINGS].tokens
     reason = token_problem(request.headers.get("Authorization"), tokens)
     if reason is not None:

@@ -357,8 +357,12 @@ class Broker:
     async def close(self, timeout: float = 5.0) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+            # Bounded: a connection whose close handshake stalls while the supervisor is
+            # being cancelled (seen closing a link a few ms after it opened) must not hold
+            # the caller for ever. Its connection is closed again below either way.
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                async with asyncio.timeout(timeout):
+                    await self._task
         link, self._link = self._link, None
         self._up.clear()
         if link is not None:

@@ -235,6 +235,21 @@ class ApiSettings(_Model):
     tokens: list[SecretRef] = []
 
 
+class ConsoleSettings(_Model):
+    """The operators' web console (``paysync console``, or ``paysync all --console``): its
+    own port; logging in takes one of the ``[api] tokens``. Sessions are signed with
+    ``session_key`` (a secret reference; none: a random key per process, so sessions end
+    with it, and every replica behind one address needs the same key)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)
+    session_key: SecretRef | None = None
+    session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    # Cookies marked Secure: set it when the console is served over HTTPS (it should be).
+    secure_cookies: bool = False
+    replay_rate_per_second: float = Field(default=200.0, gt=0)
+
+
 class Settings(_Model):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/paysync"
     # One URL, a URL listing several nodes (amqp://u:p@h1:5672,h2:5672/vhost), or a list
@@ -248,6 +263,7 @@ class Settings(_Model):
     api: ApiSettings = ApiSettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
     metrics: MetricsSettings = MetricsSettings()
+    console: ConsoleSettings = ConsoleSettings()
     accounts: dict[str, dict[str, ProviderAccount]] = Field(default_factory=dict)
 
     def account(self, provider: str, account: str) -> ProviderAccount | None:
@@ -258,7 +274,8 @@ class Settings(_Model):
         found = [
             s for accts in self.accounts.values() for a in accts.values() for s in a.all_secrets()
         ]
-        return found + list(self.api.tokens)
+        key = [self.console.session_key] if self.console.session_key else []
+        return found + list(self.api.tokens) + key
 
     def secret_values(self) -> list[str]:
         """Secret values and the passwords inside the database and broker URLs."""
@@ -266,7 +283,7 @@ class Settings(_Model):
         return [s.reveal() for s in self.secrets()] + [p for p in passwords if p]
 
 
-_SECTIONS = ("broker", "ingest", "worker", "api", "reconciler", "metrics")
+_SECTIONS = ("broker", "ingest", "worker", "api", "reconciler", "metrics", "console")
 
 
 def load_settings(

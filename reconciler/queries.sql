@@ -39,3 +39,9 @@ INSERT INTO reconcile_runs (trigger, filters, dry_run) VALUES ($1, $2, $3) RETUR
 UPDATE reconcile_runs
 SET finished_at = now(), checked = $2, in_sync = $3, drift = $4, not_found = $5, failed = $6
 WHERE id = $1
+
+-- name: insert_check
+-- A run's drift table: checks that were not in sync.
+INSERT INTO reconcile_checks (run_id, payment_id, our_status, provider_status, their_status,
+                              outcome, action, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

@@ -102,5 +102,25 @@ async def record_run(
             counts["not_found"],
             counts["failed"],
         )
+        if run_id is not None:
+            await conn.executemany(queries["insert_check"], _drift_rows(run_id, checks))
     log.info("reconcile_run_finished", run_id=run_id, checked=len(checks), **dict(counts))
     return counts
+
+
+def _drift_rows(run_id: int, checks: list[Check]) -> list[tuple[object, ...]]:
+    """The run's drift table (``reconcile_checks``): every check that was not in sync."""
+    return [
+        (
+            run_id,
+            c.payment.id,
+            c.payment.status.value if c.payment.status else None,
+            c.provider_status,
+            c.their_status.value if c.their_status else None,
+            c.outcome,
+            c.action,
+            c.error,
+        )
+        for c in checks
+        if c.outcome != "in_sync"
+    ]

@@ -46,9 +46,10 @@ def expectations(t: Topology) -> dict[str, Access]:
             "write": (migrate_write, {t.events_exchange}),
             "read": (migrate_read, {t.dead_queue}),
         },
+        # ingest also replays events for consumers (POST /v1/events/replay).
         "paysync-ingest": {
             "configure": (nothing, everything),
-            "write": ({t.inbound_exchange}, everything - {t.inbound_exchange}),
+            "write": ({t.inbound_exchange, t.events_exchange}, {t.dead_exchange, t.dead_queue}),
             "read": (nothing, everything),
         },
         "paysync-worker": {
@@ -63,11 +64,22 @@ def expectations(t: Topology) -> dict[str, Access]:
         },
         "paysync-operator": {
             "configure": ({amq}, everything),
-            "write": ({t.inbound_exchange, amq}, {t.events_exchange, t.dead_exchange}),
+            "write": ({t.inbound_exchange, t.events_exchange, amq}, {t.dead_exchange}),
             "read": ({t.dead_queue, t.events_exchange, amq}, {t.inbound_queue}),
         },
         "paysync-keda": {kind: (nothing, everything) for kind in KINDS},
+        # Downstream consumers: their own consumer.* queues bound to the events, read only.
+        "paysync-consumer": {
+            "configure": ({CONSUMER_QUEUE}, everything),
+            "write": ({CONSUMER_QUEUE}, everything),
+            "read": ({t.events_exchange, CONSUMER_QUEUE}, everything - {t.events_exchange}),
+        },
     }
+
+
+CONSUMER_QUEUE = "consumer.fulfilment"  # examples/fulfilment_consumer.py
+# Users that publish events (topic write on every payment.<status>) and those that must not.
+EVENT_PUBLISHERS = {"paysync-worker", "paysync-ingest", "paysync-operator"}
 
 
 KINDS = ("configure", "write", "read")
@@ -96,12 +108,27 @@ def permission_problems(doc: dict[str, Any], topology: Topology) -> list[str]:
                 for n in sorted(refused)
                 if _matches(pattern, n)
             ]
-    topic = [p for p in doc["topic_permissions"] if p["exchange"] == topology.events_exchange]
-    keys = [f"payment.{s.value}" for s in Status]
-    for p in topic:
-        problems += [
-            f"topic write {p['write']!r} refuses {k}" for k in keys if not _matches(p["write"], k)
-        ]
+    topic = {
+        p["user"]: p for p in doc["topic_permissions"] if p["exchange"] == topology.events_exchange
+    }
+    keys = [f"payment.{s.value}" for s in Status] + ["payment.flagged"]
+    for user in sorted(perms):
+        p = topic.get(user)
+        if p is None:
+            if user in EVENT_PUBLISHERS or user == "paysync-consumer":
+                problems.append(f"{user}: no topic permissions on {topology.events_exchange}")
+            continue
+        if user in EVENT_PUBLISHERS:
+            problems += [
+                f"{user} topic write {p['write']!r} refuses {k}"
+                for k in keys
+                if not _matches(p["write"], k)
+            ]
+        elif _matches(p["write"], "payment.paid"):
+            problems.append(f"{user} topic write {p['write']!r} would let it publish events")
+    consumer = topic.get("paysync-consumer")
+    if consumer is not None and not _matches(consumer["read"], "payment.#"):
+        problems.append(f"paysync-consumer topic read {consumer['read']!r} refuses payment.#")
     return problems
 
 

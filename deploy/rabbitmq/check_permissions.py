@@ -95,6 +95,44 @@ async def watch_events(connection: AbstractConnection) -> None:
     await on_channel(connection, step)
 
 
+CONSUMER_QUEUE = "consumer.fulfilment"
+
+
+async def consume_events(connection: AbstractConnection) -> None:
+    """What a downstream consumer does (examples/fulfilment_consumer.py): declare its own
+    quorum queue, bind it to the events, consume it."""
+
+    async def step(channel: AbstractChannel) -> None:
+        q = await channel.declare_queue(
+            CONSUMER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await q.bind(TOPOLOGY.events_exchange, routing_key="payment.#")
+        tag = await q.consume(lambda message: message.nack(requeue=True))
+        await q.cancel(tag)
+        await q.delete(if_unused=False, if_empty=False)
+
+    await on_channel(connection, step)
+
+
+def declare_queue(name: str) -> Step:
+    async def step(channel: AbstractChannel) -> None:
+        await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+
+    return lambda connection: on_channel(connection, step)
+
+
+def bind_to(exchange: str, routing_key: str) -> Step:
+    """Bind a queue of the consumer's own (declared first) to ``exchange``."""
+
+    async def step(channel: AbstractChannel) -> None:
+        q = await channel.declare_queue(
+            CONSUMER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await q.bind(exchange, routing_key=routing_key)
+
+    return lambda connection: on_channel(connection, step)
+
+
 async def passive_inbound(connection: AbstractConnection) -> None:
     async def step(channel: AbstractChannel) -> None:
         await channel.declare_queue(TOPOLOGY.inbound_queue, passive=True)
@@ -119,10 +157,12 @@ def cases() -> list[Case]:
             Case(role, "check the topology (passive)", check_topology, True),
             Case(role, "declare the topology", declare_topology, False),
             Case(role, "publish to paysync.inbound", pub(inbound, INBOUND_ROUTING_KEY), True),
-            Case(role, "publish an event", pub(events, "payment.paid"), False),
+            # ingest's /v1 replays events a consumer asks for (POST /v1/events/replay).
+            Case(role, "replay an event", pub(events, "payment.paid"), role == "paysync-ingest"),
             Case(role, "consume paysync.inbound", sub(TOPOLOGY.inbound_queue), False),
             Case(role, "consume paysync.dead", sub(TOPOLOGY.dead_queue), False),
         ]
+    out += [Case("paysync-ingest", "publish an event off payment.*", pub(events, "x.y"), False)]
     out += [
         Case("paysync-worker", "check the topology (passive)", check_topology, True),
         Case("paysync-worker", "declare the topology", declare_topology, False),
@@ -137,10 +177,20 @@ def cases() -> list[Case]:
         Case("paysync-operator", "watch events", watch_events, True),
         Case("paysync-operator", "consume paysync.dead", sub(TOPOLOGY.dead_queue), True),
         Case("paysync-operator", "replay onto paysync.inbound", pub(inbound, "inbound"), True),
+        Case("paysync-operator", "replay an event", pub(events, "payment.paid"), True),
+        Case("paysync-operator", "publish an event off payment.*", pub(events, "x.y"), False),
         Case("paysync-operator", "consume paysync.inbound", sub(TOPOLOGY.inbound_queue), False),
         Case("paysync-keda", "inspect paysync.inbound", passive_inbound, True),
         Case("paysync-keda", "consume paysync.inbound", sub(TOPOLOGY.inbound_queue), False),
         Case("paysync-keda", "publish to paysync.inbound", pub(inbound, "inbound"), False),
+        Case("paysync-consumer", "bind its own queue and consume", consume_events, True),
+        Case("paysync-consumer", "publish an event", pub(events, "payment.paid"), False),
+        Case("paysync-consumer", "publish to paysync.inbound", pub(inbound, "inbound"), False),
+        Case("paysync-consumer", "consume paysync.inbound", sub(TOPOLOGY.inbound_queue), False),
+        Case("paysync-consumer", "consume paysync.dead", sub(TOPOLOGY.dead_queue), False),
+        Case("paysync-consumer", "declare a paysync.* queue", declare_queue("paysync.x"), False),
+        Case("paysync-consumer", "bind its queue to paysync.dlx", bind_to(dlx, ""), False),
+        Case("paysync-consumer", "check the topology (passive)", check_topology, True),
     ]
     return out
 

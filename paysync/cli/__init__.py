@@ -22,10 +22,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from paysync.cli import commands
+from paysync.cli import commands, operator
 from paysync.cli.demo import demo as run_demo
 from paysync.cli.failures import UsageError, config_path, demo_environment, demo_hint, explain
 from paysync.cli.parser import build_parser
+from paysync.cli.roles import ROLES
 from paysync.errors import ConfigError, PaysyncError
 from paysync.logging import configure_logging
 from paysync.settings import Settings, load_settings
@@ -73,8 +74,16 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await commands.migrate(settings, wait_seconds=args.wait)
         case "ingest" | "worker" | "reconciler":
             return await commands.serve(settings, REGISTRY, {args.command})
+        case "all" if args.console:
+            return await operator.serve_with_console(settings, REGISTRY, set(ROLES))
         case "all":
             return await commands.serve(settings, REGISTRY, {"ingest", "worker", "reconciler"})
+        case "console":
+            return await operator.serve_with_console(settings, REGISTRY, set())
+        case "events" if args.action == "replay":
+            return await operator.replay_events(settings, args)
+        case "payment" if args.action == "list":
+            return await operator.list_payments(settings, args)
         case "reconcile":
             return await commands.reconcile(settings, REGISTRY, args)
         case "demo":

@@ -253,7 +253,7 @@ async def reconcile(
         stack.push_async_callback(pool.close)
         broker = None
         if not args.dry_run:
-            broker = await stack.enter_async_context(_connected(settings))
+            broker = await stack.enter_async_context(connected_broker(settings))
         with tracking(not args.json) as tracker:
             report = await run_job(
                 settings,
@@ -273,7 +273,7 @@ async def reconcile(
 
 
 @asynccontextmanager
-async def _connected(settings: Settings, wait_seconds: float = 30.0) -> AsyncIterator[Broker]:
+async def connected_broker(settings: Settings, wait_seconds: float = 30.0) -> AsyncIterator[Broker]:
     broker = broker_of(settings, "operator")
     broker.start()
     try:
@@ -290,7 +290,7 @@ async def _connected(settings: Settings, wait_seconds: float = 30.0) -> AsyncIte
 
 async def list_dead(settings: Settings, *, limit: int, as_json: bool, wide: bool = False) -> int:
     """Print the dead letters; every one stays on paysync.dead."""
-    async with _connected(settings) as broker:
+    async with connected_broker(settings) as broker:
         listing = await dead.list_dead(broker, limit=limit)
     print_listing(listing, as_json=as_json, out=console(wide=wide))
     return 0
@@ -308,7 +308,7 @@ async def replay_dead(
     """Replay dead letters onto paysync.inbound; 1 when an id was not found or a publish
     was not confirmed (that message stays on paysync.dead)."""
     selection = dead.Selection(ids=frozenset(ids or ()), reason=reason, everything=everything)
-    async with _connected(settings) as broker:
+    async with connected_broker(settings) as broker:
         report = await dead.replay(
             broker,
             selection,

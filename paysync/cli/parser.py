@@ -11,8 +11,11 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from paysync import replay
+from paysync.cli.operator import SEARCH_FLAGS
 from providers import REGISTRY
 from providers.registry import Provider
+from schemas.status import Status
 from simulator import SIMULATORS
 from simulator.base import ProviderSimulator
 from worker.dead import MAX_SCAN
@@ -138,7 +141,19 @@ def _add_roles(sub: Sub) -> None:
         ),
     ):
         stops = "Run `paysync migrate` first. SIGTERM or Ctrl-C drains in-flight work, exit 0."
-        _command(sub, name, summary, f"{what}\n\n{stops}")
+        role = _command(sub, name, summary, f"{what}\n\n{stops}")
+        if name == "all":
+            role.add_argument(
+                "--console", action="store_true", help="serve the web console too ([console])"
+            )
+    _command(
+        sub,
+        "console",
+        "run the operators' web console",
+        "Server-rendered pages on [console] host and port: the overview's charts, payment\n"
+        "search, timelines, dead letters and event replay, reconcile runs. Log in with one\n"
+        "of the [api] tokens. SIGTERM or Ctrl-C stops it, exit 0.",
+    )
 
 
 def _add_reconcile(sub: Sub, providers: list[str]) -> None:
@@ -237,6 +252,35 @@ def _add_events(sub: Sub) -> None:
     watch.add_argument(
         "--timeout", type=_non_negative, default=0, metavar="SECONDS", help="stop after (0: never)"
     )
+    rep = _command(
+        ev_sub,
+        "replay",
+        "publish events again (original event_id, seq order, with confirms)",
+        "Re-publishes published outbox events to paysync.events with their original\n"
+        "event_id and body, in seq order per payment, one confirm each, rate-limited.\n"
+        "Exit 1 when a publish was not confirmed, 2 for a selection that cannot be used.",
+    )
+    which = rep.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--payment", metavar="PROVIDER/ACCOUNT/MERCHANT_REF", help="every event of this payment"
+    )
+    which.add_argument("--since", metavar="TIME", help="a duration (24h) or an RFC 3339 time")
+    rep.add_argument("--provider", metavar="PROVIDER", help="with --since: only this provider")
+    rep.add_argument(
+        "--account", metavar="ACCOUNT", help="with --since and --provider: only this account"
+    )
+    rep.add_argument(
+        "--status", choices=[s.value for s in Status], metavar="STATUS", help="only this status"
+    )
+    rep.add_argument("--dry-run", action="store_true", help="list what would be published")
+    rep.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=replay.DEFAULT_RATE,
+        metavar="N",
+        help="events per second at most",
+    )
+    _add_output(rep, table=False)
 
 
 def _add_payment(sub: Sub) -> None:
@@ -262,6 +306,21 @@ def _add_payment(sub: Sub) -> None:
     )
     refold.add_argument("--dry-run", action="store_true", help="report only: write nothing")
     _add_output(refold)
+    listing = _command(
+        pay_sub,
+        "list",
+        "search payments (the filters of GET /v1/payments)",
+        "Newest first, a page at a time (--cursor for the next); a table or --json (the\n"
+        "API's document). Exit 2 naming every filter that cannot be used.",
+    )
+    for name in SEARCH_FLAGS:
+        listing.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, metavar="VALUE", help=f"as ?{name}="
+        )
+    listing.add_argument(
+        "--status", action="append", metavar="STATUS", help="this status (repeat, or a,b)"
+    )
+    _add_output(listing, table=False)
 
 
 def _add_dead(sub: Sub) -> None:

@@ -31,6 +31,17 @@ CREATE TABLE payments (
 CREATE INDEX payments_next_check_at ON payments (next_check_at) WHERE next_check_at IS NOT NULL;
 CREATE INDEX payments_provider_ref ON payments (provider, account, provider_ref)
     WHERE provider_ref IS NOT NULL;
+-- GET /v1/payments: newest first (created_at, id), every filter optional.
+CREATE INDEX payments_created ON payments (created_at DESC, id DESC);
+CREATE INDEX payments_status_created ON payments (status, created_at DESC, id DESC);
+CREATE INDEX payments_account_created ON payments (provider, account, created_at DESC, id DESC);
+CREATE INDEX payments_updated ON payments (updated_at DESC, id DESC);
+CREATE INDEX payments_anomaly_created ON payments (created_at DESC, id DESC)
+    WHERE anomaly IS NOT NULL;
+CREATE INDEX payments_late_created ON payments (created_at DESC, id DESC) WHERE late;
+CREATE INDEX payments_merchant_ref_prefix ON payments (merchant_ref text_pattern_ops);
+CREATE INDEX payments_provider_ref_prefix ON payments (provider_ref text_pattern_ops)
+    WHERE provider_ref IS NOT NULL;
 
 CREATE TABLE inbox (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -54,6 +65,7 @@ CREATE TABLE inbox (
 
 CREATE INDEX inbox_payment_id ON inbox (payment_id, id);
 CREATE INDEX inbox_dedup_key ON inbox (dedup_key);
+CREATE INDEX inbox_applied_at ON inbox (applied_at);
 
 CREATE TABLE transitions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -66,6 +78,8 @@ CREATE TABLE transitions (
     at          timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT transitions_payment_seq UNIQUE (payment_id, seq)
 );
+
+CREATE INDEX transitions_at ON transitions (at);
 
 CREATE TABLE outbox (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -81,6 +95,8 @@ CREATE TABLE outbox (
 );
 
 CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+CREATE INDEX outbox_payment_seq ON outbox (payment_id, seq);
+CREATE INDEX outbox_created ON outbox (created_at, id);
 
 CREATE TABLE reconcile_runs (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -96,3 +112,23 @@ CREATE TABLE reconcile_runs (
     failed      integer     NOT NULL DEFAULT 0,
     CONSTRAINT reconcile_runs_trigger_known CHECK (trigger IN ('schedule', 'operator'))
 );
+
+CREATE INDEX reconcile_runs_started ON reconcile_runs (started_at DESC, id DESC);
+
+-- A run's drift table: its checks that were not in sync (in-sync ones are only counted).
+CREATE TABLE reconcile_checks (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id          bigint      NOT NULL REFERENCES reconcile_runs (id),
+    payment_id      bigint      NOT NULL REFERENCES payments (id),
+    our_status      text,
+    provider_status text,
+    their_status    text,
+    outcome         text        NOT NULL,
+    action          text        NOT NULL,
+    error           text,
+    checked_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT reconcile_checks_outcome_known
+        CHECK (outcome IN ('drift', 'not_found', 'failed'))
+);
+
+CREATE INDEX reconcile_checks_run ON reconcile_checks (run_id, id);

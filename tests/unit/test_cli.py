@@ -39,7 +39,7 @@ def commands(parser: argparse.ArgumentParser, path: str = "paysync") -> Iterator
 
 def test_every_help_says_what_the_command_does_and_takes_config() -> None:
     found = dict(commands(build_parser()))
-    assert len(found) == 14
+    assert len(found) == 17  # with console, events replay and payment list
     for path, text in found.items():
         assert "--config FILE" in text, path
         description = text.split("\n\n")[1]
@@ -56,6 +56,9 @@ def test_every_help_says_what_the_command_does_and_takes_config() -> None:
         ("paysync events watch", ["(default: payment.#)", "(default: 0)"]),
         ("paysync dead list", ["(default: 10000)", "--wide"]),
         ("paysync payment refold", ["--dry-run", "--wide", "--json"]),
+        ("paysync events replay", ["(default: 200", "one of: pending", "--dry-run"]),
+        ("paysync payment list", ["--merchant-ref-prefix", "--status", "--json"]),
+        ("paysync all", ["--console"]),
     ],
 )
 def test_choices_and_defaults_are_in_the_help(path: str, shown: list[str]) -> None:

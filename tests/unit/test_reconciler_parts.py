@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.http import RateLimiter
+from paysync.rate import RateLimiter
 from reconciler.job import parse_duration
 from reconciler.schedule import SETTLED, Ladder
 from schemas.status import Status
