@@ -91,6 +91,17 @@ class ProviderRefused(Permanent):
     """A provider's status API answered in a way retrying cannot fix (a secret-free reason)."""
 
 
+class CheckoutRejected(Permanent):
+    """A provider refused to create an order (bad field, duplicate id, currency not enabled).
+
+    ``provider_code`` is the provider's own error code or HTTP status, passed on to the
+    merchant; the message is secret-free."""
+
+    def __init__(self, message: str, *, provider_code: str) -> None:
+        super().__init__(message)
+        self.provider_code = provider_code
+
+
 class Transient(PaysyncError):
     """A dependency is unavailable; the same work may succeed later."""
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol, TypeVar
 from urllib.parse import parse_qsl
 
@@ -153,6 +154,12 @@ class ProviderAdapter(Protocol[A]):
         """The provider's status API (the reconciler's source of truth), if it has one."""
         ...
 
+    @property
+    def checkout_api(self) -> CheckoutApi[A] | None:
+        """The provider's create-checkout API (``POST /v1/checkouts``), if paysync can
+        create its hosted page."""
+        ...
+
     def verify_callback(
         self,
         account: A,
@@ -271,3 +278,79 @@ class StatusApi(Protocol[A_contra]):
     def client(self, account_name: str, account: A_contra, base_url: str) -> StatusClient:
         """A client for one account; ``base_url`` is the configured one or the default."""
         ...
+
+
+# --- hosted checkout creation (ingest's ``POST /v1/checkouts``) --------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckoutOrder:
+    """What a merchant asks paysync to create a hosted payment page for.
+
+    ``amount`` is in major units of ``currency`` (each client renders it the way its
+    provider wants: a string, a float, minor units). ``customer`` holds the customer fields
+    the provider needs (``email``, ``phone``, ``name``, ``first_name``, ``last_name``,
+    ``customer_id``), already validated by the caller; a client reads the ones it sends.
+    ``idempotency_key`` is the merchant's ``Idempotency-Key`` header; a client may pass it
+    on to a provider that takes one.
+    """
+
+    merchant_ref: str
+    amount: Decimal
+    currency: str
+    description: str
+    customer: Mapping[str, str]
+    # Where the provider sends the customer's browser after paying (our return route or the
+    # merchant's page), and where it posts callbacks when it takes that per order.
+    return_url: str | None
+    notify_url: str | None
+    expires_at: datetime | None
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreatedCheckout:
+    """What the provider answered to a create call that succeeded."""
+
+    # Where the merchant redirects the customer (the hosted page).
+    redirect_url: str
+    # The provider's id for the order, as the status API asks by it (PayCore ``cpi_…``,
+    # Plural's order id); None when the provider returns none (CCPayment: the status API
+    # asks by our merchant_ref).
+    provider_ref: str | None
+    # The deadline the provider will enforce, when it says or when the request fixed it.
+    expires_at: datetime | None
+    # The provider's own status of the new order (``created``, ``NEW``), for the timeline.
+    provider_status: str | None = None
+
+
+class CheckoutClient(Protocol):
+    """One account's create-checkout client."""
+
+    @property
+    def retry_safe(self) -> bool:
+        """Whether resending the same create after a timeout or 5xx cannot make a second
+        order (the provider refuses or returns the first for the same id). When False the
+        caller makes one attempt and, if its outcome is unknown, says so."""
+        ...
+
+    async def create(self, call: HttpCall, order: CheckoutOrder, now: datetime) -> CreatedCheckout:
+        """Create the provider's order and hosted page for ``order``.
+
+        Raises ``CheckoutRejected`` when the provider refused the order (with its code),
+        ``ProviderUnavailable`` (from ``call``: timeouts, 5xx, 429 after the attempts) when
+        the outcome is unknown, and ``ProviderRefused`` on 401/403 or an answer that fails
+        its signature or cannot be read."""
+        ...
+
+
+class CheckoutApi(Protocol[A_contra]):
+    """A provider's create-checkout API and a client per configured account."""
+
+    @property
+    def default_base_url(self) -> str:
+        """The production base URL; the account's ``status_api.base_url`` overrides it (each
+        provider's create and status endpoints share a host)."""
+        ...
+
+    def client(self, account_name: str, account: A_contra, base_url: str) -> CheckoutClient: ...

@@ -40,6 +40,8 @@ class CCPaymentAdapter:
     returns = None
 
     status_api = CCPaymentStatusApi()
+    # Not yet: POST /v1/checkouts answers 501 for this provider.
+    checkout_api = None
 
     def verify_callback(
         self,

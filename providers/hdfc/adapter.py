@@ -105,6 +105,8 @@ class HdfcAdapter:
     returns = HdfcReturns()
 
     status_api = HdfcStatusApi()
+    # Not yet: POST /v1/checkouts answers 501 for this provider.
+    checkout_api = None
 
     def verify_callback(
         self,

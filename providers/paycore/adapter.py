@@ -36,6 +36,8 @@ class PayCoreAdapter:
     # PayCore's return URL carries no signature.
     returns = None
     status_api = PayCoreStatusApi()
+    # Not yet: POST /v1/checkouts answers 501 for this provider.
+    checkout_api = None
 
     def verify_callback(
         self,

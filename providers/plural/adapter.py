@@ -95,6 +95,8 @@ class PluralAdapter:
     returns = PluralReturns()
 
     status_api = PluralStatusApi()
+    # Not yet: POST /v1/checkouts answers 501 for this provider.
+    checkout_api = None
 
     def verify_callback(
         self,

@@ -31,6 +31,8 @@ class AcmeAdapter:
     callback_media_types = JSON_MEDIA_TYPES
     returns = None
     status_api = AcmeStatusApi()
+    # Not yet: POST /v1/checkouts answers 501 for this provider.
+    checkout_api = None
 
     def verify_callback(
         self, account: AcmeAccount, headers: Mapping[str, str], body: bytes, now: datetime
