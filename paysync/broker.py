@@ -250,7 +250,8 @@ class Broker:
             raise task.exception()  # type: ignore[misc]
 
     async def wait_up(self, stop: asyncio.Event) -> bool:
-        """Wait for a link or for ``stop``; True when a link is up."""
+        """Wait for a link or for ``stop``; True when a link is up and ``stop`` is not set
+        (so ``while await broker.wait_up(stop)`` ends at shutdown)."""
         while not self.ready:
             waits = {asyncio.ensure_future(self._up.wait()), asyncio.ensure_future(stop.wait())}
             try:
@@ -260,7 +261,7 @@ class Broker:
                     waiting.cancel()
             if stop.is_set():
                 return False
-        return True
+        return not stop.is_set()
 
     @property
     def connection(self) -> AbstractConnection:

@@ -66,3 +66,15 @@ async def test_publishes_refused_again_and_again_make_the_link_start_afresh(
         return True
 
     await eventually(accepted, what="publishes confirmed once the queue takes them again")
+
+
+async def test_wait_up_answers_false_once_stop_is_set_even_while_the_link_is_up(
+    broker: Broker,
+) -> None:
+    # A loop ``while await broker.wait_up(stop)`` must end at shutdown: the demo's event
+    # printer spun on a live link after SIGTERM until its role's drain timed out.
+    stop = asyncio.Event()
+    assert broker.ready
+    assert await broker.wait_up(stop) is True
+    stop.set()
+    assert await broker.wait_up(stop) is False
