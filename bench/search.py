@@ -24,8 +24,8 @@ import asyncpg
 import orjson
 
 from bench.database import created
-from ingest.search import QUERIES_PATH, Cursor, SearchFilters, parse_filters
 from paysync.db import load_queries
+from paysync.search import QUERIES_PATH, Cursor, SearchFilters, parse_filters
 
 RESULTS = Path(__file__).with_name("results")
 PG_URL = os.environ.get("PAYSYNC_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -9,10 +9,9 @@ from aiohttp import web
 
 from console.context import DEPS, payment_path
 from console.views import render
-from paysync import replay
+from paysync import dead, replay
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable
 from paysync.logging import get_logger
-from worker import dead
 
 log = get_logger(__name__)
 

@@ -20,11 +20,11 @@ from aiohttp import web
 from console import actions, views
 from console.context import DEPS, SESSION, Deps, payment_path, set_session
 from console.session import COOKIE, Sessions
-from ingest.search import QUERIES_PATH as SEARCH_QUERIES_PATH
 from paysync.broker import Broker
 from paysync.db import load_queries
 from paysync.logging import get_logger
 from paysync.replay import QUERIES_PATH as REPLAY_QUERIES_PATH
+from paysync.search import QUERIES_PATH as SEARCH_QUERIES_PATH
 from paysync.settings import Settings
 from paysync.timeline.store import Timelines
 

@@ -9,14 +9,14 @@ from aiohttp import web
 
 from console.charts import bar_chart
 from console.context import DEPS, SESSION, base_context, set_session
-from ingest.api import token_problem
-from ingest.search import PARAMETERS, InvalidSearch, parse_filters, search_payments
 from paysync.db import translated_errors
+from paysync.dead import list_dead
 from paysync.errors import BrokerUnavailable, DatabaseUnavailable
 from paysync.logging import get_logger
+from paysync.search import PARAMETERS, InvalidSearch, parse_filters, search_payments
 from paysync.timeline.document import json_value
+from paysync.tokens import token_problem
 from schemas.status import Status
-from worker.dead import list_dead
 
 log = get_logger(__name__)
 

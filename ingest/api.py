@@ -11,8 +11,7 @@ sub-application holds the pool: the callback path of ingest never touches Postgr
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -29,8 +28,9 @@ from paysync.broker import Broker
 from paysync.db import load_queries
 from paysync.errors import DatabaseUnavailable
 from paysync.logging import get_logger
-from paysync.settings import Secret, Settings
+from paysync.settings import Settings
 from paysync.timeline.store import Timelines
+from paysync.tokens import token_problem
 
 QUERIES_PATH = Path(__file__).with_name("queries.sql")
 
@@ -62,22 +62,6 @@ def build_api(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.App
 def _error(status: int, reason: str) -> web.Response:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return web.json_response({"error": reason}, status=status, headers=headers)
-
-
-def token_problem(authorization: str | None, tokens: Sequence[Secret]) -> str | None:
-    """None when the header carries a configured token, else the rejection reason."""
-    if not tokens:
-        return "api_disabled"
-    scheme, _, presented = (authorization or "").strip().partition(" ")
-    presented = presented.strip()
-    if scheme.lower() != "bearer" or not presented:
-        return "missing_token"
-    # Header bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
-    given = presented.encode("utf-8", "surrogateescape")
-    matched = False
-    for token in tokens:  # every token, so the time taken does not tell which one matched
-        matched |= hmac.compare_digest(given, token.reveal().encode("utf-8"))
-    return None if matched else "bad_token"
 
 
 @web.middleware

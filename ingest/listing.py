@@ -1,4 +1,4 @@
-"""``GET /v1/payments``: the payment search of the ``/v1`` API (``ingest/search.py``)."""
+"""``GET /v1/payments``: the payment search of the ``/v1`` API (``paysync/search.py``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import orjson
 from aiohttp import web
 
 from ingest.http import POOL
-from ingest.search import QUERIES_PATH, InvalidSearch, parse_filters, search_payments
 from paysync.db import load_queries
 from paysync.errors import DatabaseUnavailable
 from paysync.logging import get_logger
+from paysync.search import QUERIES_PATH, InvalidSearch, parse_filters, search_payments
 
 log = get_logger(__name__)
 

@@ -24,6 +24,9 @@ H_VERIFIED_BY = "x-paysync-verified-by"
 H_HTTP = "x-paysync-http"
 SCHEMA_VERSION = 1
 H_SCHEMA = "x-paysync-schema"
+# Set by the worker when it dead-letters a message: why, and when.
+H_ERROR = "x-paysync-error"
+H_DEAD_AT = "x-paysync-dead-at"
 
 
 class EnvelopeKind(StrEnum):

@@ -28,7 +28,7 @@ from paysync.retry import Backoff
 from paysync.settings import WorkerSettings
 from providers.base import ReturnHint
 from providers.registry import Provider
-from schemas.envelope import Envelope, EnvelopeKind
+from schemas.envelope import H_DEAD_AT, H_ERROR, Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, load_observations
 from worker.settle import Action, Settlement, Stopping, settle
 from worker.store import Outcome
@@ -36,9 +36,6 @@ from worker.store import Outcome
 log = get_logger(__name__)
 
 T = TypeVar("T")
-
-H_ERROR = "x-paysync-error"
-H_DEAD_AT = "x-paysync-dead-at"
 
 
 class Delivery(Protocol):

@@ -15,6 +15,7 @@ import aiohttp
 import asyncpg
 import orjson
 
+from paysync import dead
 from paysync.amqp import declare
 from paysync.broker import Broker
 from paysync.cli.failures import UsageError, configured_account
@@ -40,7 +41,6 @@ from providers import MAPPINGS
 from providers.registry import Provider
 from reconciler.job import Filters, parse_duration, run_job
 from simulator.sender import send_lifecycles
-from worker import dead
 from worker.refold import refold_all
 from worker.store import Store
 

@@ -22,14 +22,6 @@ from rich.console import Console
 from rich.table import Table
 
 from console.app import build_console
-from ingest.search import (
-    PARAMETERS,
-    QUERIES_PATH,
-    InvalidSearch,
-    Page,
-    parse_filters,
-    search_payments,
-)
 from paysync import replay
 from paysync.broker import Broker
 from paysync.cli.commands import connected_broker
@@ -37,6 +29,14 @@ from paysync.cli.roles import Extra, run_roles
 from paysync.db import create_pool, load_queries
 from paysync.errors import ConfigError, DatabaseUnavailable, StartupError
 from paysync.logging import get_logger
+from paysync.search import (
+    PARAMETERS,
+    QUERIES_PATH,
+    InvalidSearch,
+    Page,
+    parse_filters,
+    search_payments,
+)
 from paysync.settings import Settings
 from providers.registry import Provider
 from reconciler.job import parse_duration

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from paysync import replay
 from paysync.cli.operator import SEARCH_FLAGS
+from paysync.dead import MAX_SCAN
 from providers import REGISTRY
 from providers.registry import Provider
 from schemas.status import Status
 from simulator import SIMULATORS
 from simulator.base import ProviderSimulator
-from worker.dead import MAX_SCAN
 
 DESCRIPTION = "Keeps payment records true to what the payment providers know."
 CONFIG_HELP = "the TOML configuration (default: $PAYSYNC_CONFIG, else ./paysync.toml)"

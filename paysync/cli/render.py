@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from paysync.dead import DeadLetter, Listing, ReplayReport
 from reconciler.checker import Check
 from reconciler.job import JobReport
-from worker.dead import DeadLetter, Listing, ReplayReport
 from worker.refold import RefoldReport, changes, report_json
 
 # Wide enough that no row of any report wraps.

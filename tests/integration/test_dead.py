@@ -18,11 +18,12 @@ from paysync.amqp import INBOUND_ROUTING_KEY
 from paysync.broker import Broker
 from paysync.connections import broker_of
 from paysync.db import create_pool
+from paysync.dead import Selection, list_dead, replay, replay_headers
 from paysync.metrics import Metrics
 from paysync.settings import Settings
 from providers import MAPPINGS, REGISTRY
 from providers.registry import Provider
-from schemas.envelope import Envelope
+from schemas.envelope import H_DEAD_AT, H_ERROR, Envelope
 from schemas.observation import Observation
 from tests.integration.test_worker import credit, envelope, publish
 from tests.support.amqp import depth, take
@@ -32,8 +33,7 @@ from tests.support.process import run_paysync
 from tests.support.services import AMQP_URL, BrokerNames
 from tests.support.waiting import eventually
 from worker.consumer import Consumer
-from worker.dead import Selection, list_dead, replay, replay_headers
-from worker.handler import H_DEAD_AT, H_ERROR, dead_letter_message
+from worker.handler import dead_letter_message
 from worker.store import Outcome, Store
 
 pytestmark = pytest.mark.integration

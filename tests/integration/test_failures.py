@@ -11,13 +11,12 @@ import pytest
 
 from paysync.db import create_pool
 from providers import MAPPINGS
-from schemas.envelope import Envelope
+from schemas.envelope import H_ERROR, Envelope
 from schemas.observation import Observation
 from tests.integration.test_worker import credit, publish, worker
 from tests.support.amqp import depth, take
 from tests.support.config import RunConfig
 from tests.support.services import BrokerNames
-from worker.handler import H_ERROR
 from worker.store import Outcome, Store
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,10 @@ from openapi_spec_validator import validate
 
 from ingest.api import build_api
 from ingest.openapi import openapi_document
-from ingest.search import QUERIES_PATH as SEARCH_QUERIES
-from ingest.search import parse_filters, search_payments
 from paysync.connections import broker_of
 from paysync.db import create_pool, load_queries
+from paysync.search import QUERIES_PATH as SEARCH_QUERIES
+from paysync.search import parse_filters, search_payments
 from paysync.timeline.store import Timelines
 from tests.integration.test_worker import apply, credit
 from tests.support.config import ACCOUNT, TOKEN_ENV, RunConfig

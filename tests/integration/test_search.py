@@ -13,8 +13,8 @@ import asyncpg
 import orjson
 import pytest
 
-from ingest.search import QUERIES_PATH, Cursor, parse_filters
 from paysync.db import load_queries
+from paysync.search import QUERIES_PATH, Cursor, parse_filters
 from tests.support.config import TOKEN_ENV, RunConfig
 from tests.support.ingest import serving
 from tests.support.process import run_command

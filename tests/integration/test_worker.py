@@ -21,7 +21,7 @@ from paysync.db import create_pool
 from paysync.metrics import Metrics
 from paysync.settings import Settings
 from providers import MAPPINGS, REGISTRY
-from schemas.envelope import Envelope, EnvelopeKind
+from schemas.envelope import H_ERROR, Envelope, EnvelopeKind
 from simulator.ccpayment import webhook_body
 from tests.support.amqp import depth, take
 from tests.support.config import ACCOUNT, RunConfig
@@ -29,7 +29,6 @@ from tests.support.db import one
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
 from worker.consumer import Consumer
-from worker.handler import H_ERROR
 from worker.relay import Relay
 from worker.store import Store
 

@@ -19,10 +19,10 @@ from paysync import cli
 from paysync.cli.failures import DEMO_ENV, DEMO_SECRETS_SCRIPT, explain
 from paysync.cli.parser import _has_default, build_parser, paysync_version
 from paysync.cli.render import console, print_listing, print_table
+from paysync.dead import DeadLetter, Listing
 from reconciler.checker import Check, Due
 from reconciler.job import JobReport
 from schemas.status import Status
-from worker.dead import DeadLetter, Listing
 
 pytestmark = pytest.mark.usefixtures("restored_logging")
 

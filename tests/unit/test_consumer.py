@@ -19,14 +19,14 @@ from paysync.errors import (
 from paysync.metrics import Metrics
 from paysync.settings import WorkerSettings
 from providers import REGISTRY
-from schemas.envelope import Envelope, EnvelopeKind
+from schemas.envelope import H_DEAD_AT, H_ERROR, Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
 from simulator import SIMULATORS
 from tests.support.envelopes import callback_envelope, observations_envelope
 from tests.support.fakes import DELIVERY_LIMIT, FakeBroker, FakeMessage, FakeStore
 from tests.support.metrics import count, sample
-from worker.handler import H_DEAD_AT, H_ERROR, MessageHandler
+from worker.handler import MessageHandler
 from worker.settle import ACK, REQUEUE, Action, Settlement, Stopping, settle
 
 LIMIT = DELIVERY_LIMIT

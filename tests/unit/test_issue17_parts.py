@@ -9,8 +9,8 @@ import pytest
 
 from console.charts import bar_chart
 from console.session import Sessions
-from ingest.search import Cursor, InvalidSearch, parse_filters
 from paysync.replay import ReplaySelection, payment_selection
+from paysync.search import Cursor, InvalidSearch, parse_filters
 from paysync.settings import Secret
 from schemas.status import Status
 

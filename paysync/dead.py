@@ -36,8 +36,7 @@ from paysync.amqp import INBOUND_ROUTING_KEY, PUBLISH_ERRORS
 from paysync.broker import Broker
 from paysync.errors import BrokerUnavailable
 from paysync.logging import get_logger
-from schemas.envelope import H_ACCOUNT, H_KIND, H_PROVIDER
-from worker.handler import H_DEAD_AT, H_ERROR
+from schemas.envelope import H_ACCOUNT, H_DEAD_AT, H_ERROR, H_KIND, H_PROVIDER
 
 log = get_logger(__name__)
 
