@@ -6,6 +6,8 @@ never from raw request input, so a caller cannot blow up their cardinality.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar, cast
+
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -13,9 +15,14 @@ UNKNOWN = "_unknown"
 
 __all__ = ["CONTENT_TYPE", "UNKNOWN", "Metrics"]
 
+M = TypeVar("M", Counter, Gauge, Histogram)
+
 
 class Metrics:
     def __init__(self) -> None:
+        # Labelled children by metric and label values (bounded: see above); labels()
+        # takes a lock and builds a key on every call, which the hot paths skip.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.callbacks = Counter(
@@ -119,6 +126,14 @@ class Metrics:
             "Payments whose next check is due now (sampled by the reconciler each round)",
             registry=r,
         )
+
+    def child(self, metric: M, *labels: str) -> M:
+        """``metric.labels(*labels)``, remembered."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return cast(M, found)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
