@@ -192,6 +192,9 @@ class IngestSettings(_Model):
     # this process may run on, capped by a cgroup CPU quota). 1 (the default): ingest
     # runs in the role's own process, as before; see docs/operations.md.
     processes: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    # Listen with SO_REUSEPORT, so that several ingest processes share the port (the
+    # supervisor sets it for its children; a process manager may run them the same way).
+    reuse_port: bool = False
 
     def local_url(self) -> str:
         """Where a process on this machine reaches ingest (simulators, the demo)."""
