@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.cpu import children_of
 from simulator.ccpayment import signed, webhook_body
 from tests.support.config import ACCOUNT, APP_ID, RunConfig
 from tests.support.metrics import count
@@ -26,25 +27,13 @@ pytestmark = pytest.mark.e2e
 SHUTDOWN_SECONDS = 4.0
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return sorted(found)
-
-
 def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
-async def _two_children(process: Process) -> list[int]:
+async def _twochildren_of(process: Process) -> list[int]:
     async def two() -> list[int] | None:
-        found = _children(process.proc.pid)
+        found = children_of(process.proc.pid)
         return found if len(found) == 2 else None
 
     return await eventually(two, what="two ingest processes")
@@ -92,7 +81,7 @@ def _with_processes(config: RunConfig) -> RunConfig:
 async def test_two_ingest_processes_share_the_port_and_their_metrics(config: RunConfig) -> None:
     config = _with_processes(config)
     async with running(config, "ingest", log_name="ingest.log") as process:
-        children = await _two_children(process)
+        children = await _twochildren_of(process)
         assert await _send(config, 40, "a") == [200] * 40
         # Every /metrics answer (from either process) counts both processes' callbacks.
         for _ in range(6):
@@ -101,7 +90,7 @@ async def test_two_ingest_processes_share_the_port_and_their_metrics(config: Run
         os.kill(children[0], signal.SIGKILL)
 
         async def replaced() -> list[int] | None:
-            now = _children(process.proc.pid)
+            now = children_of(process.proc.pid)
             return now if len(now) == 2 and children[0] not in now else None
 
         await eventually(replaced, what="the killed ingest process replaced")
@@ -117,7 +106,7 @@ async def test_two_ingest_processes_share_the_port_and_their_metrics(config: Run
         # The killed process's 40-or-fewer are kept: counters never go backwards.
         assert await _accepted(config) >= 50
 
-        group = [process.proc.pid, *_children(process.proc.pid)]
+        group = [process.proc.pid, *children_of(process.proc.pid)]
         began = time.monotonic()
         code = await process.stop(timeout=SHUTDOWN_SECONDS + 5)
         assert code == 0
