@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import time
+import uuid
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from bench.cpu import children_of
 from simulator.ccpayment import signed, webhook_body
-from tests.support.config import ACCOUNT, APP_ID, RunConfig
+from tests.support.config import ACCOUNT, APP_ID, RunConfig, write_config
 from tests.support.metrics import count
 from tests.support.process import Process, run_paysync, running
 from tests.support.waiting import eventually
@@ -122,3 +123,15 @@ async def test_a_taken_port_stops_the_supervisor_at_start_up(config: RunConfig) 
         code, _, err = await run_paysync(config, "ingest", timeout=30)
     assert code == 1
     assert f"ingest cannot listen on 127.0.0.1:{config.port}" in err
+
+
+async def test_children_failing_at_start_up_stop_the_supervisor(
+    tmp_path: Path, db_url: str
+) -> None:
+    # A broker prefix with no topology: every child refuses to start (run paysync migrate).
+    bare = write_config(tmp_path / "bare", database_url=db_url, prefix=f"{uuid.uuid4().hex}.")
+    config = _with_processes(bare)
+    code, _, err = await run_paysync(config, "ingest", timeout=60)
+    assert code == 1
+    assert "ingest processes keep failing at start-up" in err
+    assert "paysync migrate" in err
