@@ -136,7 +136,7 @@ class Params:
     # tried, and how many rates one search may try.
     pipeline_p99_ms: float = 1000.0
     pipeline_start_rate: float = 200.0
-    pipeline_steps: int = 6
+    pipeline_steps: int = 5
     quick: bool = False
 
 

@@ -28,6 +28,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import orjson
 
 from bench import rabbit, roles
@@ -50,6 +51,7 @@ TARGET_HALF_P99_MS = 100.0
 GROWTH = 1.5
 STEP_DRAIN_SECONDS = 2.0  # an event later than this already failed the p99 < 1 s test
 CONSUMER_TIMEOUT_SECONDS = 60.0
+RESET_ATTEMPTS = 10
 PIPELINE_CPU = {"paysync": ("ingest", "worker"), "naive": ("receiver", "consumer")}
 
 
@@ -217,12 +219,7 @@ async def run_pair(ctx: Context, baseline: ServerProcess) -> Result:
             async def at(rate: float, step: bool) -> Run:
                 worker.check_alive()
                 consumer.check_alive()
-                await ctx.db.reset()
-                conn = await ctx.db.connect()
-                try:
-                    await conn.execute(naive_queries["reset"])
-                finally:
-                    await conn.close()
+                await _reset(ctx, naive_queries["reset"])
                 readers = process_readers(pids, ctx.spec.broker_pid)
                 readers["loadgen"] = time.process_time
                 drain = STEP_DRAIN_SECONDS if step else ctx.params.e2e_drain_seconds
@@ -267,6 +264,26 @@ async def run_pair(ctx: Context, baseline: ServerProcess) -> Result:
         ):
             ctx.recorder.note(role, side, pid, "pipeline")
     return Result(duration=p.duration, searches=searches, half_rate=half_rate, half=half)
+
+
+async def _reset(ctx: Context, naive_reset: str) -> None:
+    """Empty the queues, then both sides' tables. A worker still applying the messages
+    it had prefetched (after a rate that did not hold) may deadlock with the TRUNCATE:
+    Postgres aborts one of the two; the worker retries its own, this retries the reset."""
+    await rabbit.purge(ctx.spec.amqp_url, ctx.spec.prefix)
+    for attempt in range(RESET_ATTEMPTS):
+        try:
+            await ctx.db.reset()
+            conn = await ctx.db.connect()
+            try:
+                await conn.execute(naive_reset)
+            finally:
+                await conn.close()
+            return
+        except asyncpg.DeadlockDetectedError:
+            if attempt == RESET_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def _start_naive(ctx: Context) -> roles.Role:
