@@ -23,7 +23,19 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 
-from bench import cpu, database, e2e, ingest, rabbit, reconciler, report, servers, worker
+from bench import (
+    cpu,
+    database,
+    e2e,
+    ingest,
+    pipeline,
+    processes,
+    rabbit,
+    reconciler,
+    report,
+    servers,
+    worker,
+)
 from bench.config import PAIRS, QUICK, Params, new_prefix, new_secret
 from bench.context import Context, new_secrets
 
@@ -107,7 +119,7 @@ async def run(params: Params) -> int:
 
 
 def _needs_db(params: Params) -> bool:
-    return bool({"worker", "e2e", "reconciler"} & set(params.pairs))
+    return bool({"worker", "e2e", "pipeline", "reconciler"} & set(params.pairs))
 
 
 async def measure(params: Params) -> report.Results:
@@ -125,6 +137,10 @@ async def measure(params: Params) -> report.Results:
         try:
             # As `paysync migrate` would: the roles only check the topology passively.
             await rabbit.declare_topology(spec.amqp_url, spec.prefix)
+            if "processes" in params.pairs:
+                results.processes, peaks = await processes.run_pair(params, spec)
+                for side, kib in peaks.items():
+                    results.recorder.note_kib("ingest", f"paysync {side}", kib, "pair 1b")
             async with AsyncExitStack() as stack:
                 ctx = None
                 if _needs_db(params):
@@ -143,7 +159,7 @@ async def _with_servers(
     params: Params, spec: servers.ServerSpec, ctx: Context | None, results: report.Results
 ) -> None:
     """Pairs 1-3: the ingest servers stay up for pair 3 (pair 2 runs between, idle for them)."""
-    if not {"ingest", "e2e"} & set(params.pairs):
+    if not {"ingest", "e2e", "pipeline"} & set(params.pairs):
         if ctx is not None and "worker" in params.pairs:
             results.worker = await worker.run_pair(ctx)
         return
@@ -159,6 +175,8 @@ async def _with_servers(
             if results.worker is not None:
                 worker_max = results.worker.medians()["paysync"]["messages_per_second"]
             results.e2e = await e2e.run_pair(ctx, procs, half, worker_max)
+        if ctx is not None and "pipeline" in params.pairs:
+            results.pipeline = await pipeline.run_pair(ctx, procs["baseline"])
         for side, proc in procs.items():
             results.recorder.note("ingest", side, proc.proc.pid, _ingest_pairs(params))
 
@@ -177,7 +195,8 @@ async def _half_of_ingest_max(
 
 
 def _ingest_pairs(params: Params) -> str:
-    return " + ".join(f"pair {n}" for n, p in ((1, "ingest"), (3, "e2e")) if p in params.pairs)
+    found = [f"pair {n}" for n, p in ((1, "ingest"), (3, "e2e")) if p in params.pairs]
+    return " + ".join([*found, *(["pipeline"] if "pipeline" in params.pairs else [])])
 
 
 def _cancel_on_sigterm() -> None:

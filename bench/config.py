@@ -24,7 +24,8 @@ DEFAULT_PG_URL = os.environ.get(
 UNUSED_DATABASE_URL = "postgresql://bench@127.0.0.1:1/unused"
 BASELINE_NAME = "baseline.inbound"
 EVENTS_QUEUE_NAME = "bench.events"  # the benchmark's consumer of paysync.events
-PAIRS = ("ingest", "worker", "e2e", "reconciler")
+NAIVE_EVENTS_NAME = "naive.events"  # the naive pipeline's events exchange and queue
+PAIRS = ("ingest", "processes", "worker", "e2e", "pipeline", "reconciler")
 
 
 def new_prefix() -> str:
@@ -53,16 +54,28 @@ def events_queue(prefix: str) -> str:
     return f"{prefix}{EVENTS_QUEUE_NAME}"
 
 
+def naive_events(prefix: str) -> str:
+    """The naive pipeline's events exchange and the quorum queue bound to it."""
+    return f"{prefix}{NAIVE_EVENTS_NAME}"
+
+
 def queues(prefix: str) -> list[str]:
     """Every queue the benchmark servers declare under ``prefix``."""
     t = Topology(prefix=prefix)
-    return [t.inbound_queue, t.dead_queue, baseline_name(prefix), events_queue(prefix)]
+    return [
+        t.inbound_queue,
+        t.dead_queue,
+        baseline_name(prefix),
+        events_queue(prefix),
+        naive_events(prefix),
+    ]
 
 
 def exchanges(prefix: str) -> list[str]:
     """Every exchange the benchmark servers declare under ``prefix``."""
     t = Topology(prefix=prefix)
-    return [t.inbound_exchange, t.dead_exchange, t.events_exchange, baseline_name(prefix)]
+    names = [t.inbound_exchange, t.dead_exchange, t.events_exchange, baseline_name(prefix)]
+    return [*names, naive_events(prefix)]
 
 
 def write_paysync_config(
@@ -117,6 +130,13 @@ class Params:
     # its bound (which sets how many payments are registered).
     reconciler_latency: float = 0.020
     reconciler_seconds: float = 3.0
+    # Pair 1b: ingest processes of `paysync ingest` against one.
+    ingest_processes: int = 2
+    # Pipeline pair: the end-to-end p99 a sustained rate must stay under, the first rate
+    # tried, and how many rates one search may try.
+    pipeline_p99_ms: float = 1000.0
+    pipeline_start_rate: float = 200.0
+    pipeline_steps: int = 5
     quick: bool = False
 
 
@@ -132,5 +152,6 @@ QUICK = Params(
     worker_warmup=0.5,
     e2e_drain_seconds=10.0,
     reconciler_seconds=1.0,
+    pipeline_steps=3,
     quick=True,
 )

@@ -28,6 +28,28 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def process_tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of ``pid`` and of its live children (``paysync ingest`` supervising
+    several ingest processes); just ``pid``'s when it has none."""
+    own = process_cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(process_cpu_seconds(child) or 0.0 for child in children_of(pid))
+
+
+def children_of(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (zombies, already exited, excluded)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
 def pids_of(command: str) -> list[int]:
     """Every local process whose command name is ``command``."""
     found = []
@@ -60,14 +82,14 @@ def readers(server_pid: int, broker_pid: int | None) -> Mapping[str, CpuReader]:
         return None if broker_pid is None else process_cpu_seconds(broker_pid)
 
     return {
-        "server": lambda: process_cpu_seconds(server_pid),
+        "server": lambda: process_tree_cpu_seconds(server_pid),
         "broker": broker,
         "loadgen": time.process_time,
     }
 
 
 def _reader(pid: int) -> CpuReader:
-    return lambda: process_cpu_seconds(pid)
+    return lambda: process_tree_cpu_seconds(pid)
 
 
 def process_readers(pids: Mapping[str, int], broker_pid: int | None) -> dict[str, CpuReader]:

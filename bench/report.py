@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from bench import e2e, ingest_report, reconciler, worker
+from bench import e2e, ingest_report, pipeline, processes, reconciler, worker
 from bench.config import Params
 from bench.ingest import PairResult, Summary
 from bench.rss import Recorder
@@ -31,15 +31,17 @@ class Results:
 
     recorder: Recorder = field(default_factory=Recorder)
     ingest: tuple[PairResult, Summary] | None = None
+    processes: processes.Result | None = None
     worker: worker.Result | None = None
     e2e: e2e.Result | None = None
+    pipeline: pipeline.Result | None = None
     reconciler: reconciler.Result | None = None
 
     def targets(self) -> list[Target]:
         found = []
         if self.ingest is not None:
             found += ingest_report.targets(self.ingest[1])
-        for pair in (self.worker, self.e2e, self.reconciler):
+        for pair in (self.processes, self.worker, self.e2e, self.pipeline, self.reconciler):
             if pair is not None:
                 found += pair.targets()
         return found + self.recorder.targets()
@@ -75,10 +77,14 @@ def document(
     pairs: dict[str, Any] = {}
     if results.ingest is not None:
         pairs["ingest_ccpayment"] = ingest_report.as_json(*results.ingest)
+    if results.processes is not None:
+        pairs[processes.NAME] = results.processes.as_json()
     if results.worker is not None:
         pairs[worker.NAME] = results.worker.as_json()
     if results.e2e is not None:
         pairs[e2e.NAME] = results.e2e.as_json()
+    if results.pipeline is not None:
+        pairs[pipeline.NAME] = results.pipeline.as_json()
     if results.reconciler is not None:
         pairs[reconciler.NAME] = results.reconciler.as_json()
     pairs["peak_rss"] = results.recorder.as_json()
@@ -115,10 +121,14 @@ def render(params: Params, results: Results) -> str:
     sections: list[list[str]] = []
     if results.ingest is not None:
         sections.append(ingest_report.render(params, *results.ingest))
+    if results.processes is not None:
+        sections.append(processes.render(results.processes))
     if results.worker is not None:
         sections.append(worker.render(results.worker))
     if results.e2e is not None:
         sections.append(e2e.render(results.e2e))
+    if results.pipeline is not None:
+        sections.append(pipeline.render(results.pipeline))
     if results.reconciler is not None:
         sections.append(reconciler.render(results.reconciler))
     sections.append(results.recorder.render())

@@ -57,6 +57,13 @@ class Recorder:
             peak.where.append(where)
         return kib
 
+    def note_kib(self, role: str, side: str, kib: int, where: str) -> None:
+        """A peak read elsewhere (the highest of a supervisor's processes)."""
+        peak = self.peaks.setdefault((role, side), Peak(kib=0))
+        peak.kib = max(peak.kib, kib)
+        if where not in peak.where:
+            peak.where.append(where)
+
     def paysync_mb(self, role: str) -> float | None:
         peak = self.peaks.get((role, "paysync"))
         return None if peak is None else megabytes(peak.kib)

@@ -8,7 +8,6 @@ API (``ingest/api.py``) is a sub-application, the only part that is given the po
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
@@ -19,15 +18,19 @@ from aiohttp import web
 from ingest.api import build_api
 from ingest.edge import CALLBACK, accepted, publish, received, refused, unconfirmed
 from ingest.http import (
+    ACCEPTED_LOG,
     BROKER,
     CLOCK,
     METRICS,
     REGISTRY,
     REPLAYS,
+    REQUEST_IDS,
     SETTINGS,
+    AcceptedLog,
     Clock,
     ClockHolder,
     Rejected,
+    RequestIds,
     SingleValued,
     check_json,
     expect_continue,
@@ -79,6 +82,10 @@ def build_app(
     app[REPLAYS] = ReplayGuard(
         settings.ingest.replay_window_seconds, settings.ingest.replay_cache_size
     )
+    app[ACCEPTED_LOG] = AcceptedLog(
+        settings.ingest.accepted_log_every, debug=settings.log_level == "debug"
+    )
+    app[REQUEST_IDS] = RequestIds()
     app.router.add_post(
         "/webhooks/{provider}/{account}", receive_callback, expect_handler=expect_continue
     )
@@ -99,8 +106,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def _bind_request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    with structlog.contextvars.bound_contextvars(request_id=str(uuid.uuid4())):
+    tokens = structlog.contextvars.bind_contextvars(request_id=request.app[REQUEST_IDS].new())
+    try:
         return await handler(request)
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 async def receive_callback(request: web.Request) -> web.StreamResponse:
@@ -138,7 +148,7 @@ async def receive_callback(request: web.Request) -> web.StreamResponse:
         return unconfirmed(request, CALLBACK, envelope, exc)
     if verified.replay_key is not None:
         request.app[REPLAYS].remember(f"{provider_name}/{account_name}/{verified.replay_key}")
-    metrics.verified_by.labels(provider_name, account_name, verified.secret_ref).inc()
+    metrics.child(metrics.verified_by, provider_name, account_name, verified.secret_ref).inc()
     accepted(
         request,
         CALLBACK,

@@ -6,7 +6,8 @@
   confirmed within ``ingest.confirm_timeout_seconds``, timed);
 - :func:`refused`, :func:`unconfirmed` and :func:`accepted`, the one place where a
   route's answer becomes its count and its log line (``Route`` names the counter and the
-  log events).
+  log events). Accepted callbacks, the hot path, are logged at info one in
+  ``ingest.accepted_log_every`` (:class:`AcceptedLog`); every one is counted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime
 from aiohttp import web
 from prometheus_client import Counter
 
-from ingest.http import BROKER, METRICS, SETTINGS, Rejected, reject
+from ingest.http import ACCEPTED_LOG, BROKER, METRICS, SETTINGS, Rejected, reject
 from paysync.broker import publish_envelope
 from paysync.errors import BrokerUnavailable
 from paysync.logging import get_logger
@@ -40,12 +41,14 @@ class Route:
     # Its counter (labels provider, account, outcome, reason); None: the /v1 API counts
     # nothing.
     counter: Callable[[Metrics], Counter] | None = None
+    # Accepted requests logged at info only one in ingest.accepted_log_every.
+    sampled: bool = False
 
     def count(
         self, metrics: Metrics, provider: str, account: str, outcome: str, reason: str
     ) -> None:
         if self.counter is not None:
-            self.counter(metrics).labels(provider, account, outcome, reason).inc()
+            metrics.child(self.counter(metrics), provider, account, outcome, reason).inc()
 
 
 CALLBACK = Route(
@@ -54,6 +57,7 @@ CALLBACK = Route(
     accepted="callback_accepted",
     duplicate="callback_duplicate_acknowledged",
     counter=lambda metrics: metrics.callbacks,
+    sampled=True,
 )
 RETURN = Route(
     rejected="return_rejected",
@@ -146,7 +150,17 @@ def accepted(
     reason: str = "",
     **fields: object,
 ) -> None:
-    """Count and log an accepted request (or a duplicate acknowledged)."""
+    """Count and log an accepted request (or a duplicate acknowledged); a sampled
+    route's accepted requests are logged at info one in ``ingest.accepted_log_every``
+    (the line says ``sampled_one_in``), the others at debug."""
     route.count(request.config_dict[METRICS], provider, account, outcome, reason)
-    event = route.duplicate if outcome == "duplicate" else route.accepted
-    log.info(event, **({"reason": reason} if reason else {}), **fields)
+    if reason:
+        fields["reason"] = reason
+    if outcome == "duplicate" or not route.sampled:
+        log.info(route.duplicate if outcome == "duplicate" else route.accepted, **fields)
+        return
+    sample = request.config_dict[ACCEPTED_LOG]
+    if sample.due():
+        log.info(route.accepted, sampled_one_in=sample.every, **fields)
+    elif sample.debug:
+        log.debug(route.accepted, **fields)

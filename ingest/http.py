@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -55,6 +57,41 @@ def reject(status: int, reason: str) -> web.Response:
     if status in _CLOSING:
         response.force_close()
     return response
+
+
+class AcceptedLog:
+    """Which accepted callbacks get their info line: the first, then every ``every``-th.
+    ``debug``: the others are logged at debug (only worth building when it is on)."""
+
+    __slots__ = ("_seen", "debug", "every")
+
+    def __init__(self, every: int, *, debug: bool) -> None:
+        self.every = every
+        self.debug = debug
+        self._seen = 0
+
+    def due(self) -> bool:
+        due = self._seen % self.every == 0
+        self._seen += 1
+        return due
+
+
+class RequestIds:
+    """Request ids for log lines: unique within a process (a counter) and across processes
+    and restarts (a random prefix), far cheaper than a UUID per request."""
+
+    __slots__ = ("_next", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(6)
+        self._next = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}-{next(self._next):x}"
+
+
+ACCEPTED_LOG = web.AppKey("accepted_log", AcceptedLog)
+REQUEST_IDS = web.AppKey("request_ids", RequestIds)
 
 
 class Rejected(Exception):
@@ -177,7 +214,9 @@ def check_json(body: bytes) -> None:
         raise Rejected(400, "malformed_json") from None
     if not isinstance(doc, dict):
         raise Rejected(400, "not_a_json_object")
-    if _holds_nul(doc):
+    # A NUL can only be in a JSON string escaped (a raw control byte is malformed JSON):
+    # a body without the escape needs no walk.
+    if b"\\u0000" in body and _holds_nul(doc):
         # Postgres can store no NUL (text, jsonb): the worker could never apply it.
         raise Rejected(400, "nul_character")
 

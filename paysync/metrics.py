@@ -1,21 +1,35 @@
 """Prometheus metrics of one process, in a registry of its own (no import-time globals).
 
+With ``multiprocess_dir`` (``PROMETHEUS_MULTIPROC_DIR``, which also switches
+prometheus_client to its multiprocess mode when the process starts), ``render`` sums every
+process's files in that directory: ingest's processes under one supervisor answer
+``/metrics`` for all of them.
+
 Label values come from configuration or from fixed vocabularies (reason codes, statuses),
 never from raw request input, so a caller cannot blow up their cardinality.
 """
 
 from __future__ import annotations
 
+from typing import Any, TypeVar, cast
+
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 UNKNOWN = "_unknown"
 
 __all__ = ["CONTENT_TYPE", "UNKNOWN", "Metrics"]
 
+M = TypeVar("M", Counter, Gauge, Histogram)
+
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self._multiprocess_dir = multiprocess_dir
+        # Labelled children by metric and label values (bounded: see above); labels()
+        # takes a lock and builds a key on every call, which the hot paths skip.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.callbacks = Counter(
@@ -120,5 +134,17 @@ class Metrics:
             registry=r,
         )
 
+    def child(self, metric: M, *labels: str) -> M:
+        """``metric.labels(*labels)``, remembered."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return cast(M, found)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

@@ -13,6 +13,7 @@ the file (default ``paysync.toml``). Provider accounts live only in the file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -183,11 +184,39 @@ class IngestSettings(_Model):
     # is either stale (401) or recognised.
     replay_window_seconds: float = Field(default=900.0, gt=0)
     replay_cache_size: int = Field(default=100_000, ge=1)
+    # One accepted callback in this many is logged at info (callback_accepted, with
+    # sampled_one_in); every one is counted in paysync_callbacks_total and logged at debug.
+    # Rejections, duplicates and unconfirmed publishes are always logged. 1: log every one.
+    accepted_log_every: int = Field(default=100, ge=1)
+    # Ingest processes serving the port (SO_REUSEPORT): an int, or "auto" (one per CPU
+    # this process may run on, capped by a cgroup CPU quota). 1 (the default): ingest
+    # runs in the role's own process, as before; see docs/operations.md.
+    processes: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    # Listen with SO_REUSEPORT, so that several ingest processes share the port (the
+    # supervisor sets it for its children; a process manager may run them the same way).
+    reuse_port: bool = False
 
     def local_url(self) -> str:
         """Where a process on this machine reaches ingest (simulators, the demo)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    def process_count(self) -> int:
+        """How many ingest processes ``processes`` means on this machine."""
+        return self.processes if isinstance(self.processes, int) else usable_cpus()
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity), capped by a cgroup v2 CPU quota
+    (``cpu.max``, as a container's CPU limit sets it), at least 1."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="ascii").split()[:2]
+    except (OSError, ValueError):
+        quota, period = "max", "1"
+    if quota != "max":
+        count = min(count or 1, math.ceil(int(quota) / int(period)))
+    return max(count or 1, 1)
 
 
 class WorkerSettings(_Model):

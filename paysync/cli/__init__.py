@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream = sys.stderr if args.command in _REPORTING else None
     configure_logging(settings.log_level, secrets=settings.secret_values(), stream=stream)
     try:
-        return asyncio.run(_dispatch(args, settings))
+        return asyncio.run(_dispatch(args, settings, sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:
@@ -68,12 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+async def _dispatch(args: argparse.Namespace, settings: Settings, argv: Sequence[str]) -> int:
     match args.command:
         case "migrate":
             return await commands.migrate(settings, wait_seconds=args.wait)
         case "ingest" | "worker" | "reconciler":
-            return await commands.serve(settings, REGISTRY, {args.command})
+            return await commands.serve(settings, REGISTRY, {args.command}, argv)
         case "all" if args.console:
             return await operator.serve_with_console(settings, REGISTRY, set(ROLES))
         case "all":

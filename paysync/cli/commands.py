@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypeVar
 
@@ -19,6 +19,7 @@ from paysync import dead
 from paysync.amqp import declare
 from paysync.broker import Broker
 from paysync.cli.failures import UsageError, configured_account
+from paysync.cli.prefork import supervise
 from paysync.cli.render import (
     console,
     print_json,
@@ -125,8 +126,20 @@ async def _attempts(wait_seconds: float, attempt: Callable[[], Awaitable[T]]) ->
             await asyncio.sleep(1)
 
 
-async def serve(settings: Settings, registry: Mapping[str, Provider], roles: set[str]) -> int:
-    await run_roles(settings, registry, roles)
+async def serve(
+    settings: Settings,
+    registry: Mapping[str, Provider],
+    roles: set[str],
+    argv: Sequence[str] = (),
+) -> int:
+    """Run the roles in this process; ``paysync ingest`` with ``ingest.processes`` > 1
+    supervises that many ingest processes instead (``paysync/cli/prefork.py``), each
+    started with ``argv``. ``paysync all`` always serves ingest in its own process."""
+    count = settings.ingest.process_count()
+    if roles == {"ingest"} and count > 1:
+        await supervise(settings.ingest, count, argv)
+    else:
+        await run_roles(settings, registry, roles)
     return 0
 
 

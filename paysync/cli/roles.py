@@ -15,6 +15,7 @@ the pool and the broker close. Whatever has not finished by the deadline is canc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -25,6 +26,7 @@ from aiohttp import web
 from ingest.app import build_app
 from ingest.server import ingest_runner
 from paysync.broker import Broker
+from paysync.cli.prefork import MULTIPROC_ENV
 from paysync.connections import broker_of
 from paysync.db import create_pool
 from paysync.errors import RoleEnded, StartupError
@@ -62,7 +64,7 @@ async def run_roles(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     broker = broker_of(settings, "+".join(r for r in ROLES if r in roles))
-    metrics = Metrics()
+    metrics = Metrics(multiprocess_dir=os.environ.get(MULTIPROC_ENV))
     health = Health()
     deadline = _Deadline(settings.ingest.shutdown_timeout_seconds)
     tasks: dict[str, asyncio.Task[None]] = {}
@@ -73,10 +75,22 @@ async def run_roles(
         pool = await create_pool(settings.database_url, max_size=settings.database_pool_size)
         stack.push_async_callback(lambda: deadline.bounded(pool.close(), pool.terminate))
         # Ports first: a port in use ends the process before anything else has started.
+        # One of several processes on a shared port (its supervisor checked the port)
+        # joins it once its broker link is up, so that the kernel does not hand new
+        # connections to a process that could only answer 503 while others are ready.
+        if settings.ingest.reuse_port and "ingest" in roles:
+            broker.start()
+            await _broker_or_timeout(broker, settings.broker.connect_timeout_seconds)
         if "ingest" in roles:
             app = build_app(settings, broker, registry, metrics, pool=pool, health=health)
             ingest = ingest_runner(app, settings.ingest)
-            site = await _listen(ingest, settings.ingest.host, settings.ingest.port, "ingest")
+            site = await _listen(
+                ingest,
+                settings.ingest.host,
+                settings.ingest.port,
+                "ingest",
+                reuse_port=settings.ingest.reuse_port,
+            )
             log.info("ingest_listening", host=settings.ingest.host, port=settings.ingest.port)
         else:
             probes = web.AppRunner(
@@ -89,7 +103,8 @@ async def run_roles(
             host, port = site.addresses[0][:2]
             log.info("probes_listening", host=host, port=port)
         stack.push_async_callback(lambda: deadline.bounded(site.cleanup()))
-        broker.start()
+        if not (settings.ingest.reuse_port and "ingest" in roles):
+            broker.start()
         tasks["broker"] = broker.task
         if "worker" in roles:
             consumer = Consumer(
@@ -113,10 +128,19 @@ async def run_roles(
     log.info("service_stopped")
 
 
-async def _listen(runner: web.AppRunner, host: str, port: int, what: str) -> web.AppRunner:
+async def _broker_or_timeout(broker: Broker, seconds: float) -> None:
+    """Wait for the broker link up to ``seconds`` (then go on: the probes must answer
+    during an outage); a failure the link gives up on (a missing topology) ends here."""
+    with contextlib.suppress(TimeoutError):
+        await broker.wait_connected(seconds)
+
+
+async def _listen(
+    runner: web.AppRunner, host: str, port: int, what: str, *, reuse_port: bool = False
+) -> web.AppRunner:
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
     except OSError as exc:
         await runner.cleanup()
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
