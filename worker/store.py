@@ -15,14 +15,15 @@ Outcomes: see ``paysync.state.decision``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from paysync.db import load_queries, translated_errors
+from paysync.db import TRANSIENT_DB_ERRORS, load_queries, translated_errors
+from paysync.errors import DatabaseUnavailable
 from paysync.state.decision import ReceiptOutcome, decide, refold
 from paysync.state.fold import PaymentState, Policy
 from providers.base import ReturnHint
@@ -49,6 +50,12 @@ class Outcome:
     transition: tuple[Status | None, Status] | None = None
     event: EventType | None = None
 
+
+# Failures of the transaction as a whole, never of one envelope: the batch is retried.
+_WHOLE_BATCH: tuple[type[BaseException], ...] = (DatabaseUnavailable, *TRANSIENT_DB_ERRORS)
+
+# What one envelope of a batch did: its outcomes, or the error its savepoint rolled back.
+Applied = list[Outcome] | Exception
 
 # The source of what a refold writes (transitions, events): an operator's re-derivation
 # from receipts already stored, not a new observation.
@@ -81,23 +88,76 @@ class Store:
 
     async def apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
         """Apply all observations of one envelope atomically; raises DatabaseUnavailable."""
-        # A stable order keeps row locks ordered, so two envelopes cannot deadlock.
-        ordered = sorted(observations, key=lambda o: (o.merchant_ref, o.dedup_key))
         async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
-            outcomes = [await self._apply_one(conn, envelope, obs) for obs in ordered]
+            outcomes = await self._apply_envelope(conn, envelope, observations)
             if any(o.event for o in outcomes):
                 await conn.execute(self._q["notify_outbox"])
         return outcomes
 
-    async def _apply_one(self, conn: Conn, envelope: Envelope, obs: Observation) -> Outcome:
-        row = await conn.fetchrow(
-            self._q["lock_payment"], obs.provider, obs.account, obs.merchant_ref
-        )
-        assert row is not None
-        receipts = await conn.fetch(self._q["payment_receipts"], row["id"])
+    async def apply_batch(
+        self, batch: Sequence[tuple[Envelope, list[Observation]]]
+    ) -> list[Applied]:
+        """Apply several envelopes in one transaction, each in a savepoint of its own: an
+        envelope that fails (not for a lost connection or a lock conflict) is rolled back
+        alone and its error returned in its place; the others commit together. Raises
+        DatabaseUnavailable when the transaction as a whole fails (nothing committed).
+
+        Rows are locked in one stable order: the payments that exist already all at once,
+        first; then the envelopes in the order of their payments' keys."""
+        results: list[Applied] = [[] for _ in batch]
+        keys = sorted({_key(o) for _, observations in batch for o in observations})
+        order = sorted(range(len(batch)), key=lambda i: min(map(_key, batch[i][1]), default=()))
+        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                self._q["lock_known_payments"], *([k[n] for k in keys] for n in range(3))
+            )
+            locked = frozenset((r["provider"], r["account"], r["merchant_ref"]) for r in rows)
+            for i in order:
+                envelope, observations = batch[i]
+                try:
+                    async with conn.transaction():
+                        results[i] = await self._apply_envelope(
+                            conn, envelope, observations, locked
+                        )
+                except _WHOLE_BATCH:
+                    raise
+                except Exception as exc:
+                    results[i] = exc
+            if any(not isinstance(r, Exception) and any(o.event for o in r) for r in results):
+                await conn.execute(self._q["notify_outbox"])
+        return results
+
+    async def _apply_envelope(
+        self,
+        conn: Conn,
+        envelope: Envelope,
+        observations: list[Observation],
+        locked: frozenset[tuple[str, str, str]] = frozenset(),
+    ) -> list[Outcome]:
+        # A stable order keeps row locks ordered, so two envelopes cannot deadlock.
+        ordered = sorted(observations, key=lambda o: (o.merchant_ref, o.dedup_key))
+        return [await self._apply_one(conn, envelope, obs, locked) for obs in ordered]
+
+    async def _apply_one(
+        self,
+        conn: Conn,
+        envelope: Envelope,
+        obs: Observation,
+        locked: frozenset[tuple[str, str, str]],
+    ) -> Outcome:
+        key = _key(obs)
+        receipts: list[Mapping[str, Any]]
+        if key in locked:
+            row = await conn.fetchrow(self._q["locked_payment_with_receipts"], *key)
+            assert row is not None
+            receipts = row["receipts"]
+        else:
+            row = await conn.fetchrow(self._q["lock_payment"], *key)
+            assert row is not None
+            receipts = [] if row["created"] else await self._receipts(conn, row["id"])
         decision = decide(
             _state(row),
-            (Observation.from_json(r["observation"]) for r in receipts),
+            (Observation.from_json(r) for r in receipts),
             obs,
             self._policy(obs.provider),
         )
@@ -200,6 +260,10 @@ class Store:
             rows = await conn.fetch(self._q["payment_ids_after"], after_id, limit)
         return [r["id"] for r in rows]
 
+    async def _receipts(self, conn: Conn, payment_id: int) -> list[Mapping[str, Any]]:
+        rows = await conn.fetch(self._q["payment_receipts"], payment_id)
+        return [r["observation"] for r in rows]
+
     def _policy(self, provider: str) -> Policy:
         return self._policies.get(provider, Policy())
 
@@ -226,6 +290,10 @@ async def record_receipt(
         outcome.value,
     )
     return inbox_id
+
+
+def _key(obs: Observation) -> tuple[str, str, str]:
+    return (obs.provider, obs.account, obs.merchant_ref)
 
 
 def _state(row: asyncpg.Record) -> PaymentState:
