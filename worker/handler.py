@@ -179,21 +179,34 @@ class MessageHandler:
         if not items:
             return
         work = [(i.envelope, i.observations) for i in items if i.envelope is not None]
+        results: list[Applied]
+        if len(work) == 1:
+            # Today's path: one transaction, no savepoint.
+            results = [await self._apply_alone(*work[0])]
+            return self._set(items, results)
         try:
-            if len(work) == 1:
-                envelope, observations = work[0]
-                results: list[Applied] = [
-                    await self._retrying(lambda: self._store.apply(envelope, observations))
-                ]
-            else:
-                results = await self._retrying(lambda: self._store.apply_batch(work))
-        except Exception as exc:
+            results = await self._retrying(lambda: self._store.apply_batch(work))
+        except Stopping as exc:
             results = [exc] * len(items)
+        except Exception:
+            # Failed outside any envelope's savepoint (a poison key refused by the batch's
+            # first statement): apply each one alone, so it fails alone.
+            results = [await self._apply_alone(envelope, obs) for envelope, obs in work]
+        self._set(items, results)
+
+    @staticmethod
+    def _set(items: list[_Item], results: list[Applied]) -> None:
         for item, result in zip(items, results, strict=True):
             if isinstance(result, Exception):
                 item.error = result
             else:
                 item.outcomes = result
+
+    async def _apply_alone(self, envelope: Envelope, observations: list[Observation]) -> Applied:
+        try:
+            return await self._retrying(lambda: self._store.apply(envelope, observations))
+        except Exception as exc:
+            return exc
 
     async def _finish(self, item: _Item) -> None:
         message, error = item.message, item.error

@@ -16,6 +16,7 @@ Outcomes: see ``paysync.state.decision``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,8 +52,20 @@ class Outcome:
     event: EventType | None = None
 
 
-# Failures of the transaction as a whole, never of one envelope: the batch is retried.
-_WHOLE_BATCH: tuple[type[BaseException], ...] = (DatabaseUnavailable, *TRANSIENT_DB_ERRORS)
+# Failures of the transaction as a whole, never of one envelope: the batch is retried
+# (unavailable) or its envelopes applied one by one (a deadlock, as a single message's
+# transaction would have met it).
+_WHOLE_BATCH: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,
+    asyncpg.DeadlockDetectedError,
+    *TRANSIENT_DB_ERRORS,
+)
+
+# The payments the running batch's transaction locked up front (``lock_known_payments``):
+# their row and receipts are read in one round trip.
+_LOCKED: ContextVar[frozenset[tuple[str, str, str]]] = ContextVar(
+    "paysync_batch_locked", default=frozenset()
+)
 
 # What one envelope of a batch did: its outcomes, or the error its savepoint rolled back.
 Applied = list[Outcome] | Exception
@@ -100,7 +113,8 @@ class Store:
         """Apply several envelopes in one transaction, each in a savepoint of its own: an
         envelope that fails (not for a lost connection or a lock conflict) is rolled back
         alone and its error returned in its place; the others commit together. Raises
-        DatabaseUnavailable when the transaction as a whole fails (nothing committed).
+        DatabaseUnavailable when the transaction as a whole fails (nothing committed), and
+        any other error of a statement outside the savepoints likewise (nothing committed).
 
         Rows are locked in one stable order: the payments that exist already all at once,
         first; then the envelopes in the order of their payments' keys."""
@@ -108,46 +122,52 @@ class Store:
         keys = sorted({_key(o) for _, observations in batch for o in observations})
         order = sorted(range(len(batch)), key=lambda i: min(map(_key, batch[i][1]), default=()))
         async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                self._q["lock_known_payments"], *([k[n] for k in keys] for n in range(3))
-            )
-            locked = frozenset((r["provider"], r["account"], r["merchant_ref"]) for r in rows)
-            for i in order:
-                envelope, observations = batch[i]
-                try:
-                    async with conn.transaction():
-                        results[i] = await self._apply_envelope(
-                            conn, envelope, observations, locked
-                        )
-                except _WHOLE_BATCH:
-                    raise
-                except Exception as exc:
-                    results[i] = exc
+            token = _LOCKED.set(await self._lock_known(conn, keys))
+            try:
+                for i in order:
+                    envelope, observations = batch[i]
+                    try:
+                        async with conn.transaction():
+                            results[i] = await self._apply_envelope(conn, envelope, observations)
+                    except _WHOLE_BATCH:
+                        raise
+                    except Exception as exc:
+                        results[i] = exc
+            finally:
+                _LOCKED.reset(token)
             if any(not isinstance(r, Exception) and any(o.event for o in r) for r in results):
                 await conn.execute(self._q["notify_outbox"])
         return results
+
+    async def _lock_known(
+        self, conn: Conn, keys: list[tuple[str, str, str]]
+    ) -> frozenset[tuple[str, str, str]]:
+        """Lock the batch's existing payments in key order; the keys locked. A key Postgres
+        refuses (a poison envelope's) leaves every row to its envelope's own savepoint."""
+        columns = ([k[n] for k in keys] for n in range(3))
+        try:
+            async with conn.transaction():
+                rows = await conn.fetch(self._q["lock_known_payments"], *columns)
+        except _WHOLE_BATCH:
+            raise
+        except asyncpg.PostgresError:
+            return frozenset()
+        return frozenset((r["provider"], r["account"], r["merchant_ref"]) for r in rows)
 
     async def _apply_envelope(
         self,
         conn: Conn,
         envelope: Envelope,
         observations: list[Observation],
-        locked: frozenset[tuple[str, str, str]] = frozenset(),
     ) -> list[Outcome]:
         # A stable order keeps row locks ordered, so two envelopes cannot deadlock.
         ordered = sorted(observations, key=lambda o: (o.merchant_ref, o.dedup_key))
-        return [await self._apply_one(conn, envelope, obs, locked) for obs in ordered]
+        return [await self._apply_one(conn, envelope, obs) for obs in ordered]
 
-    async def _apply_one(
-        self,
-        conn: Conn,
-        envelope: Envelope,
-        obs: Observation,
-        locked: frozenset[tuple[str, str, str]],
-    ) -> Outcome:
+    async def _apply_one(self, conn: Conn, envelope: Envelope, obs: Observation) -> Outcome:
         key = _key(obs)
         receipts: list[Mapping[str, Any]]
-        if key in locked:
+        if key in _LOCKED.get():
             row = await conn.fetchrow(self._q["locked_payment_with_receipts"], *key)
             assert row is not None
             receipts = row["receipts"]
