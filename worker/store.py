@@ -52,14 +52,9 @@ class Outcome:
     event: EventType | None = None
 
 
-# Failures of the transaction as a whole, never of one envelope: the batch is retried
-# (unavailable) or its envelopes applied one by one (a deadlock, as a single message's
-# transaction would have met it).
-_WHOLE_BATCH: tuple[type[BaseException], ...] = (
-    DatabaseUnavailable,
-    asyncpg.DeadlockDetectedError,
-    *TRANSIENT_DB_ERRORS,
-)
+# Failures of the transaction as a whole, never of one envelope (a lost connection, a
+# deadlock, a serialization failure): nothing is committed and the batch is retried.
+_WHOLE_BATCH: tuple[type[BaseException], ...] = (DatabaseUnavailable, *TRANSIENT_DB_ERRORS)
 
 # The payments the running batch's transaction locked up front (``lock_known_payments``):
 # their row and receipts are read in one round trip.
