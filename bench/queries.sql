@@ -2,7 +2,7 @@
 
 -- name: reset
 -- Every run starts from empty tables, whichever side ran before.
-TRUNCATE payments, inbox, transitions, outbox, reconcile_runs, reconcile_checks RESTART IDENTITY
+TRUNCATE payments, inbox, transitions, outbox, reconcile_checks, reconcile_runs RESTART IDENTITY
 
 -- name: count_inbox
 SELECT count(*) FROM inbox

@@ -1,13 +1,14 @@
 """The worker pair's baseline: a raw asyncpg loop doing the worker's writes, nothing else.
 
-``python -m bench.sqlloop --dsn URL --count N --connections C`` applies N distinct CCPayment
-credits, one transaction per message as the worker does, on C pooled connections (the
-worker's pool size): the payment upsert that locks its row, the inbox insert, the
-transition, the outbox row and the payment update: the worker's own SQL text from
-``worker/queries.sql``. What the worker decides (the observation, the new state, the event)
-is computed with paysync's pure code *before* the loop starts, so the loop measures only
-the database. No AMQP, no read of the payment's known facts, no fold, no ``NOTIFY``, no
-relay, no logging. When done it waits to be stopped, so its peak RSS can be read.
+``python -m bench.sqlloop --dsn URL --count N --connections C [--batch B]`` applies N
+distinct CCPayment credits, one transaction per message (or per B messages, as the batched
+worker does), on C pooled connections (the worker's pool size): the payment upsert that
+locks its row, the inbox insert, the transition, the outbox row and the payment update: the
+worker's own SQL text from ``worker/queries.sql``. What the worker decides (the
+observation, the new state, the event) is computed with paysync's pure code *before* the
+loop starts, so the loop measures only the database. No AMQP, no read of the payment's
+known facts, no fold, no ``NOTIFY``, no relay, no logging. When done it waits to be
+stopped, so its peak RSS can be read.
 """
 
 from __future__ import annotations
@@ -128,16 +129,17 @@ async def apply(conn: Conn, q: Mapping[str, str], w: Write) -> None:
     )
 
 
-async def run(dsn: str, count: int, connections: int) -> None:
+async def run(dsn: str, count: int, connections: int, batch: int = 1) -> None:
     writes = prepare(count)
     queries = load_queries(QUERIES_PATH)
     pool = await create_pool(dsn, max_size=connections)
-    pending: Iterator[Write] = iter(writes)
+    pending: Iterator[list[Write]] = (writes[i : i + batch] for i in range(0, len(writes), batch))
 
     async def loop() -> None:
-        for write in pending:
+        for chunk in pending:
             async with pool.acquire() as conn, conn.transaction():
-                await apply(conn, queries, write)
+                for write in chunk:
+                    await apply(conn, queries, write)
 
     try:
         await asyncio.gather(*(loop() for _ in range(connections)))
@@ -151,8 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--connections", type=int, required=True)
+    parser.add_argument("--batch", type=int, default=1, help="messages per transaction")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.dsn, args.count, args.connections))
+    asyncio.run(run(args.dsn, args.count, args.connections, args.batch))
     return 0
 
 

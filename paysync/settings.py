@@ -220,7 +220,13 @@ def usable_cpus() -> int:
 
 
 class WorkerSettings(_Model):
-    prefetch: int = Field(default=32, ge=1, le=10_000)
+    # Unacked deliveries per consumer: a few batches' worth, so the next batch fills while
+    # one commits.
+    prefetch: int = Field(default=128, ge=1, le=10_000)
+    # Deliveries applied in one transaction (one savepoint each); 1 = one transaction per
+    # message. A batch is cut at this size, or the linger after its first delivery.
+    batch_size: int = Field(default=32, ge=1, le=1_000)
+    batch_linger_ms: float = Field(default=5.0, ge=0, le=1_000)
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     publish_timeout_seconds: float = Field(default=5.0, gt=0)

@@ -1,8 +1,9 @@
 """Consumes ``paysync.inbound``: one consumer on a channel of its own, subscribed again on
 every new broker link and whenever the broker cancels it; each delivery goes to
 ``worker.handler.MessageHandler`` (apply, then ack / requeue / dead-letter as
-``worker.settle.settle`` decides). A clean stop cancels the consumer and lets every
-delivery in hand finish and be acked first."""
+``worker.settle.settle`` decides), gathered into batches (``worker.batch``) of up to
+``worker.batch_size`` that are applied in one transaction each. A clean stop cancels
+the consumer and lets every delivery in hand finish and be acked first."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from paysync.metrics import Metrics
 from paysync.retry import Backoff
 from paysync.settings import WorkerSettings
 from providers.registry import Provider
+from worker.batch import Batcher
 from worker.handler import Ledger, MessageHandler
 
 log = get_logger(__name__)
@@ -82,6 +84,12 @@ class Consumer:
     ) -> None:
         self._broker = broker
         self._handler = MessageHandler(store, registry, broker, settings, metrics, stop)
+        size = min(settings.batch_size, settings.prefetch)
+        self._batcher: Batcher[AbstractIncomingMessage] | None = (
+            Batcher(size, settings.batch_linger_ms / 1000, self._handler.handle_batch)
+            if size > 1
+            else None
+        )
         self._settings = settings
         self._stop = stop
         self._backoff = Backoff(
@@ -173,7 +181,10 @@ class Consumer:
                 if message.redelivered:
                     # After a crash or a lost connection; never after a clean stop.
                     log.info("message_redelivered")
-                await self._handler.handle(message)
+                if self._batcher is None:
+                    await self._handler.handle(message)
+                else:
+                    await self._batcher.submit(message)
         finally:
             self._inflight.discard(task)
             if not self._inflight:

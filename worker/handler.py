@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -31,7 +32,7 @@ from providers.registry import Provider
 from schemas.envelope import H_DEAD_AT, H_ERROR, Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, load_observations
 from worker.settle import Action, Settlement, Stopping, settle
-from worker.store import Outcome
+from worker.store import Applied, Outcome
 
 log = get_logger(__name__)
 
@@ -64,9 +65,39 @@ class Ledger(Protocol):
         """Apply one envelope's observations in one transaction; raises DatabaseUnavailable."""
         ...
 
+    async def apply_batch(
+        self, batch: Sequence[tuple[Envelope, list[Observation]]]
+    ) -> list[Applied]:
+        """Apply several envelopes in one transaction, one savepoint each: each one's
+        outcomes or its own error; raises DatabaseUnavailable (nothing committed)."""
+        ...
+
     async def apply_hint(self, envelope: Envelope, hint: ReturnHint) -> Outcome:
         """Record a verified return URL's hint; raises DatabaseUnavailable."""
         ...
+
+
+@dataclass(slots=True)
+class _Item:
+    """One delivery on its way through a batch."""
+
+    message: Delivery
+    envelope: Envelope | None = None
+    provider: str = ""
+    observations: list[Observation] = field(default_factory=list)
+    hint: ReturnHint | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def _bound(item: _Item) -> contextlib.AbstractContextManager[None]:
+    """The delivery's log context: a batch runs in one task for many deliveries."""
+    envelope = item.envelope
+    if envelope is None:
+        return structlog.contextvars.bound_contextvars(message_id=item.message.message_id)
+    return structlog.contextvars.bound_contextvars(
+        message_id=item.message.message_id, provider=envelope.provider, account=envelope.account
+    )
 
 
 class MessageHandler:
@@ -91,9 +122,23 @@ class MessageHandler:
 
     async def handle(self, message: Delivery) -> None:
         """Apply, settle, carry out the settlement; never raises."""
-        outcomes: list[Outcome] = []
-        provider = ""
-        error: BaseException | None = None
+        await self.handle_batch([message])
+
+    async def handle_batch(self, messages: Sequence[Delivery]) -> None:
+        """Apply several deliveries in one transaction (a savepoint each), then settle and
+        carry out each one's settlement as ``handle`` does; never raises. One delivery's
+        failure is its own: the others still commit and are acked."""
+        items = [self._prepare(message) for message in messages]
+        for item in items:
+            if item.hint is not None:
+                await self._apply_hint(item, item.hint)
+        await self._apply([i for i in items if i.error is None and i.observations])
+        for item in items:
+            await self._finish(item)
+
+    def _prepare(self, message: Delivery) -> _Item:
+        """Envelope and observations of one delivery (pure: no I/O), or why not."""
+        item = _Item(message)
         try:
             envelope = Envelope.from_amqp(
                 message_id=message.message_id,
@@ -101,22 +146,79 @@ class MessageHandler:
                 body=message.body,
                 content_type=message.content_type,
             )
-            provider = envelope.provider
-            structlog.contextvars.bind_contextvars(provider=provider, account=envelope.account)
-            outcomes = await self._process(envelope)
+            item.envelope, item.provider = envelope, envelope.provider
+            with _bound(item):
+                if envelope.kind is EnvelopeKind.RETURN_URL:
+                    item.hint = self._provider(envelope).parse_return(envelope)
+                    return item
+                item.observations = self._parse(envelope)
+                self._note_unknown(item.observations)
+                if not item.observations:
+                    log.info("callback_ignored", reason="nothing_tracked")
         except Exception as exc:
-            error = exc
-        settlement = settle(
-            error,
-            deliveries=message.headers.get("x-delivery-count"),
-            delivery_limit=self._broker.topology.delivery_limit,
-        )
-        if settlement.unexpected:
-            log.error("message_failed", error=type(error).__name__, exc_info=error)
-        if await self._carry_out(message, settlement):
-            for outcome in outcomes:
-                self._count(provider, outcome)
-                _log_outcome(outcome)
+            item.error = exc
+        return item
+
+    async def _apply_hint(self, item: _Item, hint: ReturnHint) -> None:
+        envelope = item.envelope
+        assert envelope is not None
+        try:
+            with _bound(item):
+                item.outcomes = [
+                    await self._retrying(lambda: self._store.apply_hint(envelope, hint))
+                ]
+        except Exception as exc:
+            item.error = exc
+
+    async def _apply(self, items: list[_Item]) -> None:
+        """Apply the items' observations: one transaction for all, retried as a whole
+        while the database is unavailable; one item's own failure is set on it."""
+        if not items:
+            return
+        work = [(i.envelope, i.observations) for i in items if i.envelope is not None]
+        results: list[Applied]
+        if len(work) == 1:
+            # Today's path: one transaction, no savepoint.
+            results = [await self._apply_alone(*work[0])]
+            return self._set(items, results)
+        try:
+            results = await self._retrying(lambda: self._store.apply_batch(work))
+        except Stopping as exc:
+            results = [exc] * len(items)
+        except Exception:
+            # Failed outside any envelope's savepoint (a poison key refused by the batch's
+            # first statement): apply each one alone, so it fails alone.
+            results = [await self._apply_alone(envelope, obs) for envelope, obs in work]
+        self._set(items, results)
+
+    @staticmethod
+    def _set(items: list[_Item], results: list[Applied]) -> None:
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, Exception):
+                item.error = result
+            else:
+                item.outcomes = result
+
+    async def _apply_alone(self, envelope: Envelope, observations: list[Observation]) -> Applied:
+        try:
+            return await self._retrying(lambda: self._store.apply(envelope, observations))
+        except Exception as exc:
+            return exc
+
+    async def _finish(self, item: _Item) -> None:
+        message, error = item.message, item.error
+        with _bound(item):
+            settlement = settle(
+                error,
+                deliveries=message.headers.get("x-delivery-count"),
+                delivery_limit=self._broker.topology.delivery_limit,
+            )
+            if settlement.unexpected:
+                log.error("message_failed", error=type(error).__name__, exc_info=error)
+            if await self._carry_out(message, settlement):
+                for outcome in item.outcomes:
+                    self._count(item.provider, outcome)
+                    _log_outcome(outcome)
 
     async def _carry_out(self, message: Delivery, settlement: Settlement) -> bool:
         """Ack, requeue or dead-letter; True when the message was acked as applied."""
@@ -128,17 +230,6 @@ class MessageHandler:
         else:
             await self._dead_letter(message, settlement.reason)
         return False
-
-    async def _process(self, envelope: Envelope) -> list[Outcome]:
-        if envelope.kind is EnvelopeKind.RETURN_URL:
-            hint = self._provider(envelope).parse_return(envelope)
-            return [await self._retrying(lambda: self._store.apply_hint(envelope, hint))]
-        observations = self._parse(envelope)
-        self._note_unknown(observations)
-        if not observations:
-            log.info("callback_ignored", reason="nothing_tracked")
-            return []
-        return await self._retrying(lambda: self._store.apply(envelope, observations))
 
     def _provider(self, envelope: Envelope) -> Provider:
         provider = self._registry.get(envelope.provider)

@@ -6,7 +6,32 @@ INSERT INTO payments (provider, account, merchant_ref)
 VALUES ($1, $2, $3)
 ON CONFLICT (provider, account, merchant_ref) DO UPDATE SET updated_at = payments.updated_at
 RETURNING id, provider, account, merchant_ref, status, provider_ref, amount, currency,
-          expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata
+          expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata,
+          -- Created by this very statement: a new id has no receipts yet.
+          (xmax = 0) AS created
+
+-- name: lock_known_payments
+-- A batch's payments that exist already, locked in one stable order before anything
+-- else, so two batches (or a batch and a single message) never wait on each other in a
+-- circle. Payments created by the batch are locked in the batch's own (sorted) order.
+SELECT p.provider, p.account, p.merchant_ref
+FROM payments p
+JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(provider, account, merchant_ref)
+  USING (provider, account, merchant_ref)
+ORDER BY p.provider, p.account, p.merchant_ref
+FOR UPDATE OF p
+
+-- name: locked_payment_with_receipts
+-- A payment whose row this transaction has locked already (lock_known_payments), with
+-- the receipts its state is the fold of (as payment_receipts): one round trip. Only for
+-- a row already locked: the statement's snapshot then holds every receipt committed.
+SELECT id, provider, account, merchant_ref, status, provider_ref, amount, currency,
+       expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata,
+       (SELECT coalesce(jsonb_agg(i.observation), '[]'::jsonb) FROM inbox i
+        WHERE i.payment_id = payments.id AND i.outcome <> 'hint') AS receipts
+FROM payments
+WHERE provider = $1 AND account = $2 AND merchant_ref = $3
+FOR UPDATE
 
 -- name: payment_receipts
 -- The set the payment's state is the fold of: every receipt of every fact, duplicates

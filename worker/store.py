@@ -15,14 +15,16 @@ Outcomes: see ``paysync.state.decision``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from paysync.db import load_queries, translated_errors
+from paysync.db import TRANSIENT_DB_ERRORS, load_queries, translated_errors
+from paysync.errors import DatabaseUnavailable
 from paysync.state.decision import ReceiptOutcome, decide, refold
 from paysync.state.fold import PaymentState, Policy
 from providers.base import ReturnHint
@@ -49,6 +51,19 @@ class Outcome:
     transition: tuple[Status | None, Status] | None = None
     event: EventType | None = None
 
+
+# Failures of the transaction as a whole, never of one envelope (a lost connection, a
+# deadlock, a serialization failure): nothing is committed and the batch is retried.
+_WHOLE_BATCH: tuple[type[BaseException], ...] = (DatabaseUnavailable, *TRANSIENT_DB_ERRORS)
+
+# The payments the running batch's transaction locked up front (``lock_known_payments``):
+# their row and receipts are read in one round trip.
+_LOCKED: ContextVar[frozenset[tuple[str, str, str]]] = ContextVar(
+    "paysync_batch_locked", default=frozenset()
+)
+
+# What one envelope of a batch did: its outcomes, or the error its savepoint rolled back.
+Applied = list[Outcome] | Exception
 
 # The source of what a refold writes (transitions, events): an operator's re-derivation
 # from receipts already stored, not a new observation.
@@ -81,23 +96,83 @@ class Store:
 
     async def apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
         """Apply all observations of one envelope atomically; raises DatabaseUnavailable."""
-        # A stable order keeps row locks ordered, so two envelopes cannot deadlock.
-        ordered = sorted(observations, key=lambda o: (o.merchant_ref, o.dedup_key))
         async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
-            outcomes = [await self._apply_one(conn, envelope, obs) for obs in ordered]
+            outcomes = await self._apply_envelope(conn, envelope, observations)
             if any(o.event for o in outcomes):
                 await conn.execute(self._q["notify_outbox"])
         return outcomes
 
+    async def apply_batch(
+        self, batch: Sequence[tuple[Envelope, list[Observation]]]
+    ) -> list[Applied]:
+        """Apply several envelopes in one transaction, each in a savepoint of its own: an
+        envelope that fails (not for a lost connection or a lock conflict) is rolled back
+        alone and its error returned in its place; the others commit together. Raises
+        DatabaseUnavailable when the transaction as a whole fails (nothing committed), and
+        any other error of a statement outside the savepoints likewise (nothing committed).
+
+        Rows are locked in one stable order: the payments that exist already all at once,
+        first; then the envelopes in the order of their payments' keys."""
+        results: list[Applied] = [[] for _ in batch]
+        keys = sorted({_key(o) for _, observations in batch for o in observations})
+        order = sorted(range(len(batch)), key=lambda i: min(map(_key, batch[i][1]), default=()))
+        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+            token = _LOCKED.set(await self._lock_known(conn, keys))
+            try:
+                for i in order:
+                    envelope, observations = batch[i]
+                    try:
+                        async with conn.transaction():
+                            results[i] = await self._apply_envelope(conn, envelope, observations)
+                    except _WHOLE_BATCH:
+                        raise
+                    except Exception as exc:
+                        results[i] = exc
+            finally:
+                _LOCKED.reset(token)
+            if any(not isinstance(r, Exception) and any(o.event for o in r) for r in results):
+                await conn.execute(self._q["notify_outbox"])
+        return results
+
+    async def _lock_known(
+        self, conn: Conn, keys: list[tuple[str, str, str]]
+    ) -> frozenset[tuple[str, str, str]]:
+        """Lock the batch's existing payments in key order; the keys locked. A key Postgres
+        refuses (a poison envelope's) leaves every row to its envelope's own savepoint."""
+        columns = ([k[n] for k in keys] for n in range(3))
+        try:
+            async with conn.transaction():
+                rows = await conn.fetch(self._q["lock_known_payments"], *columns)
+        except _WHOLE_BATCH:
+            raise
+        except asyncpg.PostgresError:
+            return frozenset()
+        return frozenset((r["provider"], r["account"], r["merchant_ref"]) for r in rows)
+
+    async def _apply_envelope(
+        self,
+        conn: Conn,
+        envelope: Envelope,
+        observations: list[Observation],
+    ) -> list[Outcome]:
+        # A stable order keeps row locks ordered, so two envelopes cannot deadlock.
+        ordered = sorted(observations, key=lambda o: (o.merchant_ref, o.dedup_key))
+        return [await self._apply_one(conn, envelope, obs) for obs in ordered]
+
     async def _apply_one(self, conn: Conn, envelope: Envelope, obs: Observation) -> Outcome:
-        row = await conn.fetchrow(
-            self._q["lock_payment"], obs.provider, obs.account, obs.merchant_ref
-        )
-        assert row is not None
-        receipts = await conn.fetch(self._q["payment_receipts"], row["id"])
+        key = _key(obs)
+        receipts: list[Mapping[str, Any]]
+        if key in _LOCKED.get():
+            row = await conn.fetchrow(self._q["locked_payment_with_receipts"], *key)
+            assert row is not None
+            receipts = row["receipts"]
+        else:
+            row = await conn.fetchrow(self._q["lock_payment"], *key)
+            assert row is not None
+            receipts = [] if row["created"] else await self._receipts(conn, row["id"])
         decision = decide(
             _state(row),
-            (Observation.from_json(r["observation"]) for r in receipts),
+            (Observation.from_json(r) for r in receipts),
             obs,
             self._policy(obs.provider),
         )
@@ -200,6 +275,10 @@ class Store:
             rows = await conn.fetch(self._q["payment_ids_after"], after_id, limit)
         return [r["id"] for r in rows]
 
+    async def _receipts(self, conn: Conn, payment_id: int) -> list[Mapping[str, Any]]:
+        rows = await conn.fetch(self._q["payment_receipts"], payment_id)
+        return [r["observation"] for r in rows]
+
     def _policy(self, provider: str) -> Policy:
         return self._policies.get(provider, Policy())
 
@@ -226,6 +305,10 @@ async def record_receipt(
         outcome.value,
     )
     return inbox_id
+
+
+def _key(obs: Observation) -> tuple[str, str, str]:
+    return (obs.provider, obs.account, obs.merchant_ref)
 
 
 def _state(row: asyncpg.Record) -> PaymentState:

@@ -3,6 +3,7 @@ store, a recording broker, a delivery that records how it was settled. No mock o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from paysync.state.decision import ReceiptOutcome
 from providers.base import ReturnHint
 from schemas.envelope import Envelope
 from schemas.observation import Observation, Source
-from worker.store import Outcome
+from worker.store import Applied, Outcome
 
 DELIVERY_LIMIT = 3
 
@@ -30,6 +31,9 @@ class FakeStore:
 
     async def apply(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
         self._attempt()
+        return self._applied(envelope, observations)
+
+    def _applied(self, envelope: Envelope, observations: list[Observation]) -> list[Outcome]:
         self.applied.append((envelope, observations))
         return [
             Outcome(
@@ -40,6 +44,13 @@ class FakeStore:
             )
             for obs in observations
         ]
+
+    async def apply_batch(
+        self, batch: Sequence[tuple[Envelope, list[Observation]]]
+    ) -> list[Applied]:
+        """As the real store: one attempt for the whole batch."""
+        self._attempt()
+        return [self._applied(envelope, observations) for envelope, observations in batch]
 
     async def apply_hint(self, envelope: Envelope, hint: ReturnHint) -> Outcome:
         self._attempt()

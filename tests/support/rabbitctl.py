@@ -72,3 +72,20 @@ async def connections_of(os_pid: int) -> list[ClientConnection]:
     """The broker connections of one OS process, found by its sockets' ports."""
     ports = await local_ports(os_pid)
     return [c for c in await connections() if c.peer_port in ports]
+
+
+async def queue_counts(name: str) -> tuple[int, int]:
+    """The broker's own count of a queue's messages: (ready, delivered but unacked)."""
+    columns = ("name", "messages_ready", "messages_unacknowledged")
+    rows = orjson.loads(await _run("list_queues", *columns, "--formatter", "json"))
+    (row,) = [r for r in rows if r["name"] == name]
+    return int(row["messages_ready"]), int(row["messages_unacknowledged"])
+
+
+async def consumer_tags(queue: str) -> list[str]:
+    """The consumers the broker has on a queue. A channel the broker closed (an ack of an
+    unknown or already acked delivery tag does that) takes its consumer with it."""
+    rows = orjson.loads(
+        await _run("list_consumers", "queue_name", "consumer_tag", "--formatter", "json")
+    )
+    return [str(r["consumer_tag"]) for r in rows if r["queue_name"] == queue]

@@ -50,7 +50,9 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert settings.log_level == "info"
     assert settings.ingest.port == 8080
     assert settings.ingest.host == "0.0.0.0"
-    assert settings.worker.prefetch == 32
+    assert settings.worker.prefetch == 128
+    assert settings.worker.batch_size == 32
+    assert settings.worker.batch_linger_ms == 5.0
     assert settings.broker.delivery_limit == 5
     assert settings.accounts == {}
     assert settings.secrets() == []
