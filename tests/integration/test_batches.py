@@ -12,13 +12,13 @@ import pytest
 from paysync.broker import Broker
 from paysync.db import create_pool
 from paysync.settings import Settings
+from schemas.envelope import H_ERROR
 from tests.integration.test_worker import credit, envelope, publish, worker
 from tests.support.amqp import take
 from tests.support.config import RunConfig
 from tests.support.rabbitctl import consumer_tags, queue_counts
 from tests.support.services import BrokerNames
 from tests.support.waiting import eventually
-from worker.handler import H_ERROR
 
 pytestmark = pytest.mark.integration
 
