@@ -32,13 +32,13 @@ from paysync.errors import (
     ProviderRefused,
     ProviderUnavailable,
 )
+from paysync.http_call import AccountHttp
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.settings import Settings
 from paysync.state.fold import fold
 from providers.base import PaymentRef, Poll, StatusClient
 from providers.registry import Provider
-from reconciler.http import AccountHttp
 from reconciler.schedule import SETTLED, Ladder, deadline_passed
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source, dump_observations
