@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of ``/v1``, served at ``GET /v1/openapi.json`` (no token).
 
 ``openapi.json`` beside this module is the document; the registration's and the
-checkout's body schemas are filled in from the pydantic models that validate them, so the two cannot drift apart.
+checkout's body schemas are filled in from the pydantic models that validate them, so
+the two cannot drift apart.
 ``tests/integration/test_openapi.py`` fails when a route has no operation (or an
 operation no route), and when a documented object's properties differ from what is
 served; schemathesis drives the live API from this document.
