@@ -44,9 +44,9 @@ from paysync.errors import (
     ProviderRefused,
     ProviderUnavailable,
 )
-from paysync.http_call import AccountHttp
 from paysync.logging import get_logger
 from providers.base import CheckoutClient, CreatedCheckout
+from providers.http_call import AccountHttp
 
 QUERIES_PATH = Path(__file__).with_name("checkouts.sql")
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -32,12 +32,12 @@ from paysync.errors import (
     ProviderRefused,
     ProviderUnavailable,
 )
-from paysync.http_call import AccountHttp
 from paysync.logging import get_logger
 from paysync.metrics import Metrics
 from paysync.settings import Settings
 from paysync.state.fold import fold
 from providers.base import PaymentRef, Poll, StatusClient
+from providers.http_call import AccountHttp
 from providers.registry import Provider
 from reconciler.schedule import SETTLED, Ladder, deadline_passed
 from schemas.envelope import Envelope, EnvelopeKind

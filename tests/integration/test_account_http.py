@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 
 from paysync.errors import ProviderUnavailable
-from paysync.http_call import AccountHttp
 from paysync.metrics import Metrics
 from paysync.retry import Backoff
 from paysync.settings import StatusApiSettings
+from providers.http_call import AccountHttp
 from tests.support.metrics import sample
 
 pytestmark = pytest.mark.integration

@@ -4,9 +4,11 @@ create APIs: one provider order per key, conflicts, refusals and a lost answer."
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import orjson
 import pytest
 
 from simulator.status import Faults, OrderBook
@@ -20,6 +22,7 @@ from tests.support.checkouts import (
 )
 from tests.support.config import ACCOUNT, API_TABLE, RunConfig, with_tokens, write_config
 from tests.support.ingest import apply_published, serving
+from tests.support.process import run_command, run_paysync
 from tests.support.services import BrokerNames
 from worker.store import Store
 
@@ -156,3 +159,34 @@ async def test_bad_requests_and_provider_refusals(
             assert (await post_checkout(url, config, fixed, "k-fixed"))[0] == 409
     assert sim.desk.created_count("paycore", ACCOUNT) == 1
     assert await db.fetchval("SELECT count(*) FROM checkouts") == 1
+
+
+async def test_the_operators_command_creates_a_checkout_and_the_same_key_answers_it_again(
+    tmp_path: Path, db_url: str, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    book = OrderBook()
+    async with simulated_providers(book, Faults()) as sim:
+        config = _config(tmp_path, db_url, names, sim.url)
+        know_accounts(config, book)
+        async with serving(config.settings) as (url, broker):
+            await broker.wait_connected(10)
+            args = ("checkout", "create", "paycore", ACCOUNT, "co-cli-1", "49.90", "EUR")
+            expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            more = ("--email", "buyer@example.com", "--expires-at", expires, "--url", url)
+            code, out = await run_command(config, *args, *more, "--key", "k-cli", "--json")
+            assert code == 0, out
+            first = orjson.loads(out)
+            assert first["status"] == 201
+            code, again = await run_command(config, *args, *more, "--key", "k-cli")
+            assert code == 0
+            # Refused: the same key with another amount, named in the message.
+            other = ("checkout", "create", "paycore", ACCOUNT, "co-cli-1", "1.00", "EUR")
+            code, _out, err = await run_paysync(config, *other, "--url", url, "--key", "k-cli")
+            assert code == 1
+            assert "409 idempotency_key_reused" in err
+    order = sim.desk.find_created("paycore", ACCOUNT, "co-cli-1")
+    assert order is not None
+    assert first["checkout"]["redirect_url"] == order.redirect_url
+    assert f"redirect_url     {order.redirect_url}" in again
+    assert sim.desk.creates[("paycore", ACCOUNT)] == 1
+    assert order.expires_at is not None
