@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import orjson
 import pytest
@@ -83,3 +84,46 @@ async def test_a_checkout_paid_with_every_callback_lost_is_repaired_from_the_sta
     got = [(e["payment"]["seq"], e["payment"]["status"]) for e in bodies]
     assert got == list(enumerate(life.statuses, start=1))
     assert {e["payment"]["merchant_ref"] for e in bodies} == {ref}
+
+
+@pytest.mark.parametrize("provider", CHECKOUT_PROVIDERS)
+async def test_a_merchants_whole_flow_create_redirect_pay_callback_event(
+    provider: str, tmp_path: Path, db_url: str, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    """The README's flow: the create names paysync's webhook route (``public_url``), the
+    customer pays, the provider's callback reaches paysync, the event follows."""
+    book, ref = OrderBook(), f"e2e-flow-{provider}"
+    async with simulated_providers(book, Faults()) as sim:
+        config = scenario_config(tmp_path, db_url, names, sim.url, book)
+        config.env["PAYSYNC_API__PUBLIC_URL"] = config.url
+        events = await names.bind_events_queue()
+        async with running(config, "ingest"), running(config, "worker", log_name="worker.log"):
+            status, answer = await post_checkout(
+                config.url, config, checkout_body(provider, ref), str(uuid.uuid4())
+            )
+            assert status == 201, answer
+            order = sim.desk.find_created(provider, ACCOUNT, ref)
+            assert order is not None
+            assert order.notify_url == f"{config.url}/webhooks/{provider}/{ACCOUNT}"
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(answer["checkout"]["redirect_url"]) as page,
+            ):
+                assert page.status == 200  # the customer lands on the hosted page
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(f"{sim.url}/customer/{provider}/{ACCOUNT}/{ref}/pay") as paid,
+            ):
+                report = await paid.json()
+            assert report["callbacks_sent"] >= 1
+            assert set(report["callbacks_answered"]) == {200}
+            [message] = await take(events, 1, timeout=30)
+    event = orjson.loads(message.body)
+    assert (event["source"], event["payment"]["status"], event["payment"]["seq"]) == (
+        "callback",
+        report["statuses"][-1],
+        1,
+    )
+    assert event["payment"]["provider_ref"] == answer["checkout"]["provider_ref"] or (
+        provider == "ccpayment"
+    )

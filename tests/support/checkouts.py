@@ -15,6 +15,7 @@ from aiohttp import web
 from providers import REGISTRY
 from simulator import SIMULATORS
 from simulator.checkout import Desk, create_routes
+from simulator.customer import add_customer_routes
 from simulator.status import Faults, OrderBook, build_status_app
 from tests.support.config import ACCOUNT, TOKEN_ENV, RunConfig
 
@@ -42,6 +43,7 @@ async def simulated_providers(book: OrderBook, faults: Faults) -> AsyncIterator[
     desk = Desk(book=book, scripts=SIMULATORS)
     routes = {name: sim.add_status_routes for name, sim in SIMULATORS.items()}
     app = build_status_app(book, faults, routes, desk=desk, creates=create_routes(SIMULATORS))
+    add_customer_routes(app, desk)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
