@@ -21,22 +21,17 @@ the fold see as one payment; the customer is only ever sent to the page we retur
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
 
 from paysync.errors import CheckoutRejected, MalformedMessage, ProviderRefused, ProviderUnavailable
-from providers.base import CheckoutOrder, CreatedCheckout, HttpAnswer, HttpCall
+from providers.base import CheckoutOrder, CreatedCheckout, HttpCall
 from providers.ccpayment.scheme import (
-    CONTENT_TYPE,
-    HEADER_APP_ID,
-    HEADER_SIGN,
-    HEADER_TIMESTAMP,
     CCPaymentAccount,
-    matching_secret,
-    sign,
+    answer_signature_problem,
+    signed_headers,
 )
 from providers.ccpayment.status import CODE_OK, CODES_LIMITED, DEFAULT_BASE_URL
 from providers.payload import load_json_object
@@ -103,18 +98,11 @@ class CCPaymentCheckoutClient:
         self._account = account
         self._url = base_url.rstrip("/") + CHECKOUT_PATH
 
-    def signed_headers(self, body: bytes, now: datetime) -> dict[str, str]:
-        app_id, timestamp = self._account.app_id, str(int(now.timestamp()))
-        return {
-            HEADER_APP_ID: app_id,
-            HEADER_TIMESTAMP: timestamp,
-            HEADER_SIGN: sign(app_id, self._account.secrets[0].reveal(), timestamp, body),
-            "Content-Type": CONTENT_TYPE,
-        }
-
     async def create(self, call: HttpCall, order: CheckoutOrder, now: datetime) -> CreatedCheckout:
         body = checkout_request(order, now)
-        answer = await call("POST", self._url, headers=self.signed_headers(body, now), body=body)
+        answer = await call(
+            "POST", self._url, headers=signed_headers(self._account, body, now), body=body
+        )
         if answer.status in (401, 403):
             raise ProviderRefused("unauthorized")
         if answer.status != 200:
@@ -132,7 +120,8 @@ class CCPaymentCheckoutClient:
             raise CheckoutRejected(
                 f"CCPayment refused the order: {doc.get('msg')!s:.200}", provider_code=str(code)
             )
-        self._check_signature(answer)
+        if problem := answer_signature_problem(self._account, answer.headers, answer.body):
+            raise ProviderRefused(problem)
         data = doc.get("data")
         url = data.get("payment_url") if isinstance(data, dict) else None
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
@@ -148,15 +137,3 @@ class CCPaymentCheckoutClient:
             expires_at=now + timedelta(seconds=valid),
             provider_status=None,
         )
-
-    def _check_signature(self, answer: HttpAnswer) -> None:
-        headers = {k.lower(): v for k, v in answer.headers.items()}
-        app_id, timestamp, given = (
-            headers.get(h.lower()) for h in (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
-        )
-        if not (app_id and timestamp and given):
-            raise ProviderRefused("unsigned_response")
-        if not hmac.compare_digest(app_id.encode(), self._account.app_id.encode()) or (
-            matching_secret(self._account, app_id, timestamp, answer.body, given) is None
-        ):
-            raise ProviderRefused("bad_response_signature")

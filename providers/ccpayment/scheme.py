@@ -189,6 +189,36 @@ def matching_secret(
     return matched
 
 
+def signed_headers(account: CCPaymentAccount, body: bytes, now: datetime) -> dict[str, str]:
+    """The headers of a request to CCPayment's API, signed with the account's first secret."""
+    app_id, timestamp = account.app_id, str(int(now.timestamp()))
+    return {
+        HEADER_APP_ID: app_id,
+        HEADER_TIMESTAMP: timestamp,
+        HEADER_SIGN: sign(app_id, account.secrets[0].reveal(), timestamp, body),
+        "Content-Type": CONTENT_TYPE,
+    }
+
+
+def answer_signature_problem(
+    account: CCPaymentAccount, headers: Mapping[str, str], body: bytes
+) -> str | None:
+    """Why an API answer is not CCPayment's (``unsigned_response``,
+    ``bad_response_signature``), or None when it is signed with one of the account's
+    secrets for its app id."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    app_id, timestamp, given = (
+        lowered.get(h.lower()) for h in (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
+    )
+    if not (app_id and timestamp and given):
+        return "unsigned_response"
+    if not hmac.compare_digest(app_id.encode(), account.app_id.encode()) or (
+        matching_secret(account, app_id, timestamp, body, given) is None
+    ):
+        return "bad_response_signature"
+    return None
+
+
 def header_bytes(header_value: str) -> bytes:
     """A header value's bytes, whatever they are (never an exception, never a 500)."""
     return header_value.encode("utf-8", "surrogateescape")
