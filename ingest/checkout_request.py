@@ -20,7 +20,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from ingest.registration import has_nul
+from ingest.registration import no_nul
 from providers.base import CheckoutOrder
 
 _TEXT = Field(default=None, min_length=1, max_length=200)
@@ -57,9 +57,7 @@ class CheckoutRequest(BaseModel):
     @field_validator("provider", "account", "merchant_ref", "description", "metadata")
     @classmethod
     def _no_nul(cls, value: object) -> object:
-        if has_nul(value):
-            raise ValueError("must not contain a NUL character")
-        return value
+        return no_nul(value)
 
     def digest(self) -> str:
         """The request's fingerprint: the same key with another body is a conflict."""

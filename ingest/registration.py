@@ -47,9 +47,14 @@ class Registration(BaseModel):
     @field_validator("provider", "account", "merchant_ref", "provider_ref", "metadata")
     @classmethod
     def _no_nul(cls, value: object) -> object:
-        if has_nul(value):
-            raise ValueError("must not contain a NUL character")
-        return value
+        return no_nul(value)
+
+
+def no_nul(value: object) -> object:
+    """A field validator's check: Postgres text and jsonb cannot hold NUL."""
+    if has_nul(value):
+        raise ValueError("must not contain a NUL character")
+    return value
 
 
 def has_nul(value: object) -> bool:

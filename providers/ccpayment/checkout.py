@@ -31,7 +31,7 @@ from providers.base import CheckoutOrder, CreatedCheckout, HttpCall
 from providers.ccpayment.scheme import (
     CCPaymentAccount,
     answer_signature_problem,
-    signed_headers,
+    signed_post,
 )
 from providers.ccpayment.status import CODE_OK, CODES_LIMITED, DEFAULT_BASE_URL
 from providers.payload import load_json_object
@@ -100,13 +100,7 @@ class CCPaymentCheckoutClient:
 
     async def create(self, call: HttpCall, order: CheckoutOrder, now: datetime) -> CreatedCheckout:
         body = checkout_request(order, now)
-        answer = await call(
-            "POST", self._url, headers=signed_headers(self._account, body, now), body=body
-        )
-        if answer.status in (401, 403):
-            raise ProviderRefused("unauthorized")
-        if answer.status != 200:
-            raise ProviderRefused(f"unexpected_status_{answer.status}")
+        answer = await signed_post(call, self._url, self._account, body, now)
         try:
             doc = load_json_object(answer.body)
         except MalformedMessage:

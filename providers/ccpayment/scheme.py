@@ -35,8 +35,9 @@ from typing import Any
 
 from pydantic import Field
 
-from paysync.errors import MalformedMessage
+from paysync.errors import MalformedMessage, ProviderRefused
 from paysync.settings import ProviderAccount
+from providers.base import HttpAnswer, HttpCall
 from providers.payload import money, optional_text
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
@@ -198,6 +199,19 @@ def signed_headers(account: CCPaymentAccount, body: bytes, now: datetime) -> dic
         HEADER_SIGN: sign(app_id, account.secrets[0].reveal(), timestamp, body),
         "Content-Type": CONTENT_TYPE,
     }
+
+
+async def signed_post(
+    call: HttpCall, url: str, account: CCPaymentAccount, body: bytes, now: datetime
+) -> HttpAnswer:
+    """POST ``body`` signed to CCPayment's API; only a ``200`` answer is returned (its
+    signature is the caller's to check: error answers may be unsigned)."""
+    answer = await call("POST", url, headers=signed_headers(account, body, now), body=body)
+    if answer.status in (401, 403):
+        raise ProviderRefused("unauthorized")
+    if answer.status != 200:
+        raise ProviderRefused(f"unexpected_status_{answer.status}")
+    return answer
 
 
 def answer_signature_problem(

@@ -27,7 +27,7 @@ from providers.ccpayment.scheme import (
     credit_observation,
     order_terms,
     required_money,
-    signed_headers,
+    signed_post,
 )
 from providers.payload import load_json_object, optional_text, required_text
 from schemas.observation import Observation, Source
@@ -67,13 +67,7 @@ class CCPaymentStatusClient:
             return []
         ids = list(dict.fromkeys(ref.merchant_ref for ref in refs))
         body = orjson.dumps({"merchant_order_ids": ids})
-        answer = await call(
-            "POST", self._url, headers=signed_headers(self._account, body, now), body=body
-        )
-        if answer.status in (401, 403):
-            raise ProviderRefused("unauthorized")
-        if answer.status != 200:
-            raise ProviderRefused(f"unexpected_status_{answer.status}")
+        answer = await signed_post(call, self._url, self._account, body, now)
         items = self._verified_items(answer)
         if items is None:
             return [Poll(ref=ref, found=False) for ref in refs]
