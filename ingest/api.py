@@ -6,20 +6,36 @@ API is disabled. ``GET /v1/payments/{provider}/{account}/{merchant_ref}`` answer
 payment's state and timeline, read from Postgres in one read-only snapshot
 (``paysync.timeline.store``). Only this
 sub-application holds the pool: the callback path of ingest never touches Postgres.
-``POST /v1/payments`` registers an expected payment (``ingest/registration.py``).
+``POST /v1/payments`` registers an expected payment (``ingest/registration.py``);
+``POST /v1/checkouts`` creates a provider's hosted checkout and registers its payment
+(``ingest/checkouts.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import orjson
 import structlog
 from aiohttp import web
 
-from ingest.http import API_SETTINGS, BROKER, POOL, QUERIES, SETTINGS, TIMELINES, expect_continue
+from ingest.checkouts import QUERIES_PATH as CHECKOUT_QUERIES_PATH
+from ingest.checkouts import create_checkout
+from ingest.http import (
+    API_SETTINGS,
+    BROKER,
+    METRICS,
+    POOL,
+    QUERIES,
+    REGISTRY,
+    SESSION,
+    SETTINGS,
+    TIMELINES,
+    expect_continue,
+)
 from ingest.listing import add_search_routes
 from ingest.openapi import PUBLIC_ROUTES, add_openapi_route
 from ingest.registration import register_payment
@@ -28,9 +44,12 @@ from paysync.broker import Broker
 from paysync.db import load_queries
 from paysync.errors import DatabaseUnavailable
 from paysync.logging import get_logger
+from paysync.metrics import Metrics
 from paysync.settings import Settings
 from paysync.timeline.store import Timelines
 from paysync.tokens import token_problem
+from providers import REGISTRY as REGISTRY_OF_PROVIDERS
+from providers.registry import Provider
 
 QUERIES_PATH = Path(__file__).with_name("queries.sql")
 
@@ -40,23 +59,41 @@ log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_api(settings: Settings, pool: asyncpg.Pool, broker: Broker) -> web.Application:
+def build_api(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    broker: Broker,
+    *,
+    registry: Mapping[str, Provider] = REGISTRY_OF_PROVIDERS,
+    metrics: Metrics | None = None,
+) -> web.Application:
     api = web.Application(middlewares=[_authenticate])
     api[API_SETTINGS] = settings.api
     api[SETTINGS] = settings
     api[BROKER] = broker
     api[POOL] = pool
-    api[QUERIES] = load_queries(QUERIES_PATH)
+    api[QUERIES] = {**load_queries(QUERIES_PATH), **load_queries(CHECKOUT_QUERIES_PATH)}
+    api[REGISTRY] = registry
+    api[METRICS] = metrics or Metrics()
+    api.cleanup_ctx.append(_client_session)
     api[TIMELINES] = Timelines(pool)
     # Any character but "/" (which arrives as %2F) may be in a merchant ref: the default
     # segment pattern also refuses "{" and "}", which a registration accepts.
     api.router.add_get("/payments/{provider}/{account}/{merchant_ref:[^/]+}", show_payment)
     api.router.add_post("/payments", register_payment, expect_handler=expect_continue)
+    api.router.add_post("/checkouts", create_checkout, expect_handler=expect_continue)
     # Issue 17: search, event replay and the OpenAPI document (their own modules).
     add_search_routes(api)
     add_replay_routes(api)
     add_openapi_route(api)
     return api
+
+
+async def _client_session(api: web.Application) -> AsyncIterator[None]:
+    """The session of the providers' create calls (each call has its own timeout)."""
+    async with aiohttp.ClientSession() as session:
+        api[SESSION] = session
+        yield
 
 
 def _error(status: int, reason: str) -> web.Response:

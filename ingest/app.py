@@ -97,7 +97,7 @@ def build_app(
     health.add_check("ingest", broker.confirms_ready)
     add_probe_routes(app, health, metrics)
     if pool is not None:
-        app.add_subapp("/v1", build_api(settings, pool, broker))
+        app.add_subapp("/v1", build_api(settings, pool, broker, registry=registry, metrics=metrics))
     return app
 
 

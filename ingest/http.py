@@ -9,6 +9,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
+import aiohttp
 import asyncpg
 import orjson
 from aiohttp import HttpVersion11, web
@@ -45,6 +46,8 @@ API_SETTINGS = web.AppKey("api_settings", ApiSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 QUERIES = web.AppKey("queries", Mapping[str, str])
 TIMELINES = web.AppKey("timelines", Timelines)
+# The client session of the provider calls ``POST /v1/checkouts`` makes.
+SESSION = web.AppKey("session", aiohttp.ClientSession)
 
 
 # Refusals after which the rest of the body may still be on its way: the connection is

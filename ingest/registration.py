@@ -47,23 +47,28 @@ class Registration(BaseModel):
     @field_validator("provider", "account", "merchant_ref", "provider_ref", "metadata")
     @classmethod
     def _no_nul(cls, value: object) -> object:
-        if _has_nul(value):
-            raise ValueError("must not contain a NUL character")
-        return value
+        return no_nul(value)
 
 
-def _has_nul(value: object) -> bool:
+def no_nul(value: object) -> object:
+    """A field validator's check: Postgres text and jsonb cannot hold NUL."""
+    if has_nul(value):
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+def has_nul(value: object) -> bool:
     """A NUL anywhere in a string, or in a key or value of nested JSON."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
 
 
-def _fields(exc: ValidationError) -> dict[str, str]:
+def fields_of(exc: ValidationError) -> dict[str, str]:
     return {
         ".".join(str(p) for p in err["loc"]) or "body": err["msg"]
         for err in exc.errors(include_input=False, include_url=False)
@@ -84,7 +89,7 @@ async def register_payment(request: web.Request) -> web.StreamResponse:
     except orjson.JSONDecodeError:
         return _invalid({"body": "not JSON"})
     except ValidationError as exc:
-        return _invalid(_fields(exc))
+        return _invalid(fields_of(exc))
     settings = request.app[SETTINGS]
     if settings.account(registration.provider, registration.account) is None:
         return _invalid(
@@ -99,14 +104,14 @@ async def register_payment(request: web.Request) -> web.StreamResponse:
         merchant_ref=registration.merchant_ref,
     )
     try:
-        conflicts = await _conflicts(request, registration, amount)
+        contradicted = await conflicts(request, registration, amount)
     except DatabaseUnavailable as exc:
         log.warning("registration_unavailable", error=str(exc))
         return web.json_response({"error": "database_unavailable"}, status=503)
-    if conflicts:
-        log.info("registration_conflict", fields=conflicts)
-        return web.json_response({"error": "conflict", "fields": conflicts}, status=409)
-    envelope = _terms_envelope(registration, amount, datetime.now(UTC))
+    if contradicted:
+        log.info("registration_conflict", fields=contradicted)
+        return web.json_response({"error": "conflict", "fields": contradicted}, status=409)
+    envelope = terms_envelope(registration, amount, datetime.now(UTC))
     try:
         await publish(request, envelope)
     except BrokerUnavailable as exc:
@@ -131,7 +136,7 @@ async def register_payment(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _conflicts(request: web.Request, reg: Registration, amount: Decimal) -> dict[str, str]:
+async def conflicts(request: web.Request, reg: Registration, amount: Decimal) -> dict[str, str]:
     query = request.app[QUERIES]["registered_terms"]
     async with translated_errors(), request.app[POOL].acquire() as conn:
         row = await conn.fetchrow(query, reg.provider, reg.account, reg.merchant_ref)
@@ -147,7 +152,7 @@ async def _conflicts(request: web.Request, reg: Registration, amount: Decimal) -
     return found
 
 
-def _terms_envelope(reg: Registration, amount: Decimal, now: datetime) -> Envelope:
+def terms_envelope(reg: Registration, amount: Decimal, now: datetime) -> Envelope:
     """The registration as a ``terms`` observation in an ``observations`` envelope."""
     terms = Observation(
         kind=Kind.TERMS,

@@ -268,6 +268,11 @@ class ApiSettings(_Model):
     once, for rotation. With none configured every ``/v1`` request is refused."""
 
     tokens: list[SecretRef] = []
+    # Where providers reach this deployment (``https://pay.example``): ``POST /v1/checkouts``
+    # points each order's callbacks at ``<public_url>/webhooks/<provider>/<account>`` and,
+    # with ``return_to = "paysync"``, the customer's return at ``<public_url>/return/…``.
+    # Unset: the provider account's own settings apply.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
 
 
 class ConsoleSettings(_Model):

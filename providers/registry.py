@@ -17,6 +17,7 @@ from paysync.settings import ProviderAccount
 from providers.base import (
     A,
     Ack,
+    CheckoutClient,
     ProviderAdapter,
     ReturnHint,
     StatusClient,
@@ -102,6 +103,21 @@ class Provider:
         if api is None:
             return None
         return api.client(account_name, self._own(account), base_url)
+
+    @property
+    def has_checkout(self) -> bool:
+        """Whether paysync can create the provider's hosted page (``POST /v1/checkouts``)."""
+        return self._adapter.checkout_api is not None
+
+    def checkout_client(
+        self, account_name: str, account: ProviderAccount, base_url: str | None
+    ) -> CheckoutClient | None:
+        """A create-checkout client for one account (``base_url``: the account's
+        ``status_api.base_url``, else the provider's default); None when it has none."""
+        api = self._adapter.checkout_api
+        if api is None:
+            return None
+        return api.client(account_name, self._own(account), base_url or api.default_base_url)
 
     def _own(self, account: ProviderAccount) -> Any:
         # Settings build each provider's accounts with its model (account_models below),

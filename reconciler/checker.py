@@ -37,8 +37,8 @@ from paysync.metrics import Metrics
 from paysync.settings import Settings
 from paysync.state.fold import fold
 from providers.base import PaymentRef, Poll, StatusClient
+from providers.http_call import AccountHttp
 from providers.registry import Provider
-from reconciler.http import AccountHttp
 from reconciler.schedule import SETTLED, Ladder, deadline_passed
 from schemas.envelope import Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, Source, dump_observations

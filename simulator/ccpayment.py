@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -41,6 +43,7 @@ from providers.ccpayment.scheme import (
 from providers.ccpayment.status import BILL_INFO_BATCH, BILL_INFO_PATH, CODE_NOT_FOUND, CODE_OK
 from schemas.money import EXACT
 from simulator.base import Lifecycle, Request, ReturnSimulator
+from simulator.checkout import DESK, NewOrder, OrderDesk
 from simulator.status import book_of
 
 CONTRACT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
@@ -195,6 +198,42 @@ class CCPaymentSimulator:
     def add_status_routes(self, app: web.Application) -> None:
         app.router.add_post("/{account}" + BILL_INFO_PATH, _bill_info)
 
+    def add_create_routes(self, app: web.Application, desk: OrderDesk) -> None:
+        """``POST /{account}/ccpayment/v1/concise/url/get`` and the page it points to."""
+        app[DESK] = desk
+        app.router.add_post("/{account}" + CHECKOUT_PATH, _checkout_url)
+        app.router.add_get("/{account}/pay/{page}", _hosted_page)
+
+    def created_lifecycle(
+        self, account: ProviderAccount, order: NewOrder, *, now: int
+    ) -> Lifecycle:
+        """Created and unpaid: the order-info answer's ``Pending`` with no trades."""
+        return self._life(order, [], [])
+
+    def paid_lifecycle(self, account: ProviderAccount, order: NewOrder, *, now: int) -> Lifecycle:
+        """The customer paid the whole price in one transfer: one webhook, ``paid``."""
+        assert isinstance(account, CCPaymentAccount)
+        body = webhook_body(
+            merchant_ref=order.merchant_ref,
+            record_id=_id(),
+            order_id=_id(),
+            order_amount=order.amount,
+            paid_amount=order.amount,
+            product_price=order.amount,
+        )
+        request = Request(headers=self.sign_callback(account, body, now=now), body=body)
+        return self._life(order, [request], ["paid"])
+
+    def _life(self, order: NewOrder, callbacks: list[Request], statuses: list[str]) -> Lifecycle:
+        return Lifecycle(
+            merchant_ref=order.merchant_ref,
+            provider_ref=order.provider_ref,
+            amount=order.amount,
+            currency=order.currency,
+            callbacks=callbacks,
+            statuses=statuses,
+        )
+
 
 def order_info(life: Lifecycle) -> dict[str, Any]:
     """The order-info ``data[]`` item of an order once its whole lifecycle happened."""
@@ -279,3 +318,88 @@ def _answer(account: CCPaymentAccount, doc: dict[str, Any]) -> web.Response:
 
 
 SIMULATOR = CCPaymentSimulator()
+
+
+# --- v1 "Get checkout URL" -------------------------------------------------------------
+
+CHECKOUT_PATH = "/ccpayment/v1/concise/url/get"
+# The Timestamp header is valid for two minutes (providers/ccpayment.md).
+TIMESTAMP_WINDOW = 120
+MAX_VALID_SECONDS = 864_000
+_PRICE = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
+_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
+# v1's parameter-error and expired-request codes are not documented; these stand in.
+CODE_PARAMETER = 10001
+CODE_SIGN_FAILED = 11005
+CODE_EXPIRED = 11006
+
+
+async def _checkout_url(request: web.Request) -> web.Response:
+    desk, account_name = request.config_dict[DESK], request.match_info["account"]
+    account = desk.account(NAME, account_name)
+    if not isinstance(account, CCPaymentAccount):
+        raise web.HTTPNotFound(text="unknown account")
+    desk.count_create(NAME, account_name)
+    body = await request.read()
+    if not _signed_by(account, request.headers, body):
+        return _answer(account, {"code": CODE_SIGN_FAILED, "msg": "sign failed", "data": None})
+    timestamp = request.headers.get(HEADER_TIMESTAMP, "")
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW:
+        return _answer(account, {"code": CODE_EXPIRED, "msg": "request expired", "data": None})
+    try:
+        fields = _checkout_fields(body)
+    except ValueError as exc:
+        return _answer(account, {"code": CODE_PARAMETER, "msg": str(exc), "data": None})
+    ref = fields["merchant_order_id"]
+    # v1 says nothing about a reused merchant_order_id: the simulator answers the page it
+    # made the first time (see providers/ccpayment/checkout.py, "retry-safe").
+    order = desk.find_created(NAME, account_name, ref)
+    if order is None:
+        valid = fields.get("order_valid_period", 86_400)
+        order = NewOrder(
+            merchant_ref=ref,
+            provider_ref=ref,
+            amount=Decimal(fields["product_price"]),
+            currency=PRICE_CURRENCY,
+            redirect_url=f"{request.url.origin()}/ccpayment/{account_name}/pay/{_id()}",
+            expires_at=datetime.fromtimestamp(time.time() + valid, UTC),
+            return_url=fields.get("return_url"),
+            notify_url=fields.get("notify_url"),
+        )
+        desk.created(NAME, account_name, order)
+    data = {"payment_url": order.redirect_url}
+    return _answer(account, {"code": CODE_OK, "msg": "success", "data": data})
+
+
+def _checkout_fields(body: bytes) -> dict[str, Any]:
+    """The create body, checked against the v1 field table."""
+    try:
+        fields = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValueError("body is not JSON") from None
+    if not isinstance(fields, dict):
+        raise ValueError("body must be an object")
+    ref, price, name = (
+        fields.get(k) for k in ("merchant_order_id", "product_price", "product_name")
+    )
+    if not isinstance(ref, str) or not _ORDER_ID.match(ref):
+        raise ValueError("merchant_order_id is required (3-64 of [A-Za-z0-9_-])")
+    # A string, never a JSON number; at most two decimals.
+    if not isinstance(price, str) or not _PRICE.match(price) or Decimal(price) <= 0:
+        raise ValueError("product_price must be a decimal string with at most 2 decimals")
+    if not isinstance(name, str) or not name:
+        raise ValueError("product_name is required")
+    valid = fields.get("order_valid_period")
+    if valid is not None and (
+        isinstance(valid, bool) or not isinstance(valid, int) or not 1 <= valid <= MAX_VALID_SECONDS
+    ):
+        raise ValueError("order_valid_period must be 1 to 864000 seconds")
+    for key in ("return_url", "notify_url", "custom_value"):
+        if key in fields and not isinstance(fields[key], str):
+            raise ValueError(f"{key} must be a string")
+    return fields
+
+
+async def _hosted_page(request: web.Request) -> web.Response:
+    """Where ``payment_url`` leads: a stand-in for CCPayment's checkout page."""
+    return web.Response(text="CCPayment (simulated) checkout page\n", content_type="text/plain")

@@ -18,10 +18,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import string
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -29,6 +33,7 @@ from aiohttp import web
 from paysync.settings import ProviderAccount
 from providers.paycore.scheme import HEADER_SIGNATURE, NAME, PAYMENT_INVOICES, PayCoreAccount
 from simulator.base import Lifecycle, Request, ReturnSimulator
+from simulator.checkout import DESK, NewOrder, OrderDesk
 from simulator.status import book_of
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -176,6 +181,58 @@ class PayCoreSimulator:
     def add_status_routes(self, app: web.Application) -> None:
         app.router.add_get("/{account}/payment-invoices/{invoice_id}", _get_invoice)
 
+    def add_create_routes(self, app: web.Application, desk: OrderDesk) -> None:
+        """``POST /{account}/payment-invoices`` (the private API's create) and the HPP."""
+        app[DESK] = desk
+        app.router.add_post("/{account}/payment-invoices", _create_invoice)
+        app.router.add_get("/{account}/hpp/", _hosted_page)
+
+    def created_lifecycle(
+        self, account: ProviderAccount, order: NewOrder, *, now: int
+    ) -> Lifecycle:
+        """The invoice as the create left it: ``created`` (pending), nothing to emit."""
+        body = invoice_body(
+            order.merchant_ref,
+            order.provider_ref,
+            "created",
+            order.amount,
+            order.currency,
+            now,
+            created=now,
+            metadata={"order_id": order.merchant_ref},
+        )
+        return self._life(account, order, [body], [])
+
+    def paid_lifecycle(self, account: ProviderAccount, order: NewOrder, *, now: int) -> Lifecycle:
+        """The customer paid on the HPP: one ``processed`` callback (``paid``); PayCore
+        collapses quick successive changes into one callback."""
+        body = invoice_body(
+            order.merchant_ref,
+            order.provider_ref,
+            "processed",
+            order.amount,
+            order.currency,
+            now,
+            created=now - 60,
+            metadata={"order_id": order.merchant_ref},
+        )
+        return self._life(account, order, [body], ["paid"])
+
+    def _life(
+        self, account: ProviderAccount, order: NewOrder, bodies: list[bytes], statuses: list[str]
+    ) -> Lifecycle:
+        return Lifecycle(
+            merchant_ref=order.merchant_ref,
+            provider_ref=order.provider_ref,
+            amount=order.amount,
+            currency=order.currency,
+            callbacks=[
+                Request(headers=self.sign_callback(account, body, now=0), body=body)
+                for body in bodies
+            ],
+            statuses=statuses,
+        )
+
 
 SIMULATOR = PayCoreSimulator()
 
@@ -211,3 +268,127 @@ def _error(status: int, title: str, detail: str) -> web.Response:
     (``error_type``, ``error_codes``); the client reads nothing but the status code."""
     body = {"errors": [{"status": str(status), "title": title, "detail": detail}]}
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+# --- the Commerce private API's create call (secure redirect) ---------------------------
+
+# Attributes of a payment-invoice create, as PayCore's docs and Corefy's API docs list them.
+_CREATE_ATTRIBUTES = frozenset(
+    {
+        "reference_id",
+        "amount",
+        "currency",
+        "description",
+        "service",
+        "service_fields",
+        "return_url",
+        "return_urls",
+        "callback_url",
+        "metadata",
+        "customer",
+        "test_mode",
+        "expires",
+    }
+)
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+async def _create_invoice(request: web.Request) -> web.Response:
+    desk, account_name = request.config_dict[DESK], request.match_info["account"]
+    account = desk.account(NAME, account_name)
+    if not isinstance(account, PayCoreAccount) or not _authorized(account, request):
+        return _error(401, "Unauthorized", "invalid account id or API key")
+    desk.count_create(NAME, account_name)
+    try:
+        attributes = _create_attributes(await request.read())
+    except _Invalid as exc:
+        return _unprocessable(exc.code, str(exc))
+    reference = attributes.get("reference_id")
+    if reference is not None and desk.find_created(NAME, account_name, reference):
+        # The docs' idempotency rule: one invoice per reference_id in a Commerce account.
+        return _unprocessable("duplicate_reference_id", "reference_id is already used")
+    invoice, now = invoice_id(), int(time.time())
+    expires = attributes.get("expires")
+    order = NewOrder(
+        merchant_ref=reference or invoice,
+        provider_ref=invoice,
+        amount=Decimal(str(attributes["amount"])),
+        currency=attributes["currency"],
+        redirect_url=f"{request.url.origin()}/paycore/{account_name}/hpp/?cpi={invoice}",
+        expires_at=None if expires is None else datetime.fromtimestamp(expires, UTC),
+        return_url=attributes.get("return_url"),
+        notify_url=attributes.get("callback_url"),
+    )
+    desk.created(NAME, account_name, order)
+    body = invoice_body(
+        order.merchant_ref,
+        invoice,
+        "created",
+        order.amount,
+        order.currency,
+        now,
+        metadata=attributes.get("metadata") or None,
+    )
+    return web.Response(status=201, body=body, content_type="application/json")
+
+
+class _Invalid(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _create_attributes(raw: bytes) -> dict[str, Any]:
+    """The create body's attributes, validated as the private API documents them."""
+    try:
+        doc = orjson.loads(raw)
+        data = doc["data"]
+        attributes = data["attributes"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise _Invalid("invalid_document", "a JSON:API document is required") from None
+    if not isinstance(attributes, dict) or data.get("type") != PAYMENT_INVOICES:
+        raise _Invalid("invalid_type", "data.type must be payment-invoices")
+    if unknown := sorted(set(attributes) - _CREATE_ATTRIBUTES):
+        raise _Invalid("unknown_attribute", f"unknown attributes: {', '.join(unknown)}")
+    amount = attributes.get("amount")
+    # A JSON number in major units (orjson reads it as an int or a float).
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
+        raise _Invalid("amount_invalid", "amount must be a positive number")
+    if not isinstance(attributes.get("currency"), str) or not _CURRENCY.match(
+        attributes["currency"]
+    ):
+        raise _Invalid("currency_invalid", "currency must be ISO 4217 alpha-3")
+    for key in ("reference_id", "description", "return_url", "callback_url", "service"):
+        if key in attributes and not isinstance(attributes[key], str):
+            raise _Invalid(f"{key}_invalid", f"{key} must be a string")
+    for key in ("return_url", "callback_url"):
+        if key in attributes and not attributes[key].startswith(("https://", "http://")):
+            raise _Invalid(f"{key}_invalid", f"{key} must be an absolute URL")
+    expires = attributes.get("expires")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
+        raise _Invalid("expires_invalid", "expires must be a UNIX timestamp (int)")
+    for key in ("metadata", "customer"):
+        value = attributes.get(key, {})
+        if value != [] and not (
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
+            raise _Invalid(f"{key}_invalid", f"{key} must be an object of strings")
+    return attributes
+
+
+def _unprocessable(code: str, detail: str) -> web.Response:
+    """PayCore's 422: ``request_id``, ``error_type``, ``error_codes``."""
+    body = {
+        "request_id": secrets.token_hex(8),
+        "error_type": "validation",
+        "error_codes": [code],
+        "detail": detail,
+    }
+    return web.Response(status=422, body=orjson.dumps(body), content_type="application/json")
+
+
+async def _hosted_page(request: web.Request) -> web.Response:
+    """The HPP the customer is redirected to (``?cpi=``): a stand-in page."""
+    invoice = request.query.get("cpi", "")
+    text = f"PayCore (simulated) payment page for invoice {invoice}\n"
+    return web.Response(text=text, content_type="text/plain")

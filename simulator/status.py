@@ -19,6 +19,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -86,13 +87,22 @@ SECONDS = web.AppKey("seconds", defaultdict)
 REQUESTS = web.AppKey("requests", Counter)
 
 AddRoutes = Callable[[web.Application], None]
+# A provider's create-checkout routes, given the order desk (simulator/checkout.py).
+AddDeskRoutes = Callable[[web.Application, Any], None]
 
 
 def build_status_app(
-    book: OrderBook, faults: Faults, providers: Mapping[str, AddRoutes]
+    book: OrderBook,
+    faults: Faults,
+    providers: Mapping[str, AddRoutes],
+    *,
+    desk: Any = None,
+    creates: Mapping[str, AddDeskRoutes] | None = None,
 ) -> web.Application:
     """The status-API app: ``providers`` maps a provider name to the function that adds its
-    routes (paths starting ``/{account}/``) to the provider's sub-application."""
+    routes (paths starting ``/{account}/``) to the provider's sub-application; ``creates``
+    (with the ``desk`` they report to, a ``simulator.checkout.Desk`` over ``book``) the
+    providers' create-checkout routes, on the same sub-applications and faults."""
     app = web.Application(middlewares=[_count_and_inject])
     app[BOOK] = book
     app[FAULTS] = faults
@@ -103,6 +113,8 @@ def build_status_app(
         sub = web.Application()
         sub[BOOK] = book
         add_routes(sub)
+        if creates and name in creates:
+            creates[name](sub, desk)
         app.add_subapp(f"/{name}", sub)
     return app
 

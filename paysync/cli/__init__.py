@@ -10,6 +10,7 @@ paysync simulate PROVIDER  send a provider's signed callbacks to a running inges
 paysync events watch       print events from paysync.events as they arrive
 paysync payment show       print a payment's state and timeline (or its JSON)
 paysync payment refold     make stored payment rows the fold of their receipts again
+paysync checkout create    create a provider's hosted checkout (POST /v1/checkouts)
 paysync dead list | replay inspect paysync.dead; replay dead letters onto paysync.inbound
 paysync config check       validate the configuration and print it (secrets by reference)
 """
@@ -23,6 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from paysync.cli import commands, operator
+from paysync.cli.checkout import create_checkout
 from paysync.cli.demo import demo as run_demo
 from paysync.cli.failures import UsageError, config_path, demo_environment, demo_hint, explain
 from paysync.cli.parser import build_parser
@@ -33,7 +35,7 @@ from paysync.settings import Settings, load_settings
 from providers import REGISTRY, account_models
 
 # Commands that print a report keep stdout for it: their log lines go to stderr.
-_REPORTING = frozenset({"reconcile", "payment", "config", "simulate", "events", "dead"})
+_REPORTING = frozenset({"reconcile", "payment", "config", "simulate", "events", "dead", "checkout"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,6 +104,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, argv: Sequence
             return await commands.show_payment(
                 settings, args.provider, args.account, args.merchant_ref, as_json=args.json
             )
+        case "checkout":
+            return await create_checkout(settings, args)
         case "dead" if args.action == "list":
             return await commands.list_dead(
                 settings, limit=args.limit, as_json=args.json, wide=args.wide

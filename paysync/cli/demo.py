@@ -2,11 +2,14 @@
 providers taking orders through their lifecycles on a bad day.
 
 Every ``every`` seconds the next configured account's provider takes one order through
-its lifecycle: the merchant registers it (``POST /v1/payments``), then the provider sends
-its callbacks, dropping each with probability ``drop``. The simulated status APIs of all
-providers answer on ``127.0.0.1:<status_port>`` from the same orders, so the reconciler
-repairs what the dropped callbacks missed (its first check comes a minute after
-registration). Events are logged as ``demo_event_received``.
+its lifecycle. Where paysync can create the provider's hosted checkout, the merchant does
+it as a merchant's backend would (``POST /v1/checkouts``, which registers the payment),
+the simulated customer pays on the page, and the provider sends its callbacks; for the
+other providers the merchant registers the order (``POST /v1/payments``) and the provider
+sends its callbacks. Each callback is dropped with probability ``drop``. The simulated
+providers (status APIs and create APIs) answer on ``127.0.0.1:<status_port>`` from the
+same orders, so the reconciler repairs what the dropped callbacks missed (its first check
+comes a minute after registration). Events are logged as ``demo_event_received``.
 """
 
 from __future__ import annotations
@@ -33,10 +36,20 @@ from paysync.settings import ProviderAccount, Settings
 from providers.registry import Provider
 from simulator import SIMULATORS
 from simulator.base import Lifecycle
+from simulator.checkout import Desk, create_routes
+from simulator.customer import add_customer_routes
 from simulator.sender import send_request
 from simulator.status import Faults, OrderBook, build_status_app
 
 log = get_logger(__name__)
+
+# What the demo's checkouts cost, per provider (CCPayment prices in USD).
+DEMO_PRICES = {
+    "ccpayment": ("25.00", "USD"),
+    "paycore": ("49.90", "EUR"),
+    "hdfc": ("1499.00", "INR"),
+    "plural": ("1499.00", "INR"),
+}
 
 Account = tuple[str, str, ProviderAccount]
 
@@ -60,13 +73,19 @@ async def demo(
     book = OrderBook()
     for provider, name, account in accounts:
         book.accounts[(provider, name)] = account
+    desk = Desk(book=book, scripts=SIMULATORS)
     routes = {name: sim.add_status_routes for name, sim in SIMULATORS.items()}
-    runner = web.AppRunner(build_status_app(book, Faults(), routes), access_log=None)
+    app = build_status_app(book, Faults(), routes, desk=desk, creates=create_routes(SIMULATORS))
+    add_customer_routes(app, desk)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", status_port).start()
         log.info("demo_status_apis_listening", url=f"http://127.0.0.1:{status_port}")
-        customers = _Customers(settings, book, accounts, every=every, drop=drop)
+        checkouts = {name for name, provider in registry.items() if provider.has_checkout}
+        customers = _Customers(
+            settings, book, accounts, every=every, drop=drop, desk=desk, checkouts=checkouts
+        )
         roles = {"ingest", "worker", "reconciler"}
         await run_roles(settings, registry, roles, extra=customers.run)
     finally:
@@ -83,8 +102,12 @@ class _Customers:
         *,
         every: float,
         drop: float,
+        desk: Desk,
+        checkouts: set[str],
     ) -> None:
         self._settings = settings
+        self._desk = desk
+        self._checkouts = checkouts if settings.api.tokens else set()
         self._book = book
         self._accounts = accounts
         self._every = every
@@ -113,9 +136,15 @@ class _Customers:
         self, session: aiohttp.ClientSession, provider: str, name: str, account: ProviderAccount
     ) -> None:
         ref = f"demo-{uuid.uuid4().hex[:10]}"
-        life = SIMULATORS[provider].lifecycle(account, ref, now=int(time.time()))
-        self._book.add(provider, name, life)
-        await self._register(session, provider, name, life)
+        if provider in self._checkouts:
+            if not await self._checkout(session, provider, name, ref):
+                return
+            # The customer follows the redirect and pays on the provider's page.
+            life = self._desk.pay(provider, name, ref)
+        else:
+            life = SIMULATORS[provider].lifecycle(account, ref, now=int(time.time()))
+            self._book.add(provider, name, life)
+            await self._register(session, provider, name, life)
         base = self._settings.ingest.local_url()
         sent = dropped = 0
         for callback in life.callbacks:
@@ -133,6 +162,42 @@ class _Customers:
             callbacks_dropped=dropped,
             final_status=life.statuses[-1],
         )
+
+    async def _checkout(
+        self, session: aiohttp.ClientSession, provider: str, name: str, ref: str
+    ) -> bool:
+        """The merchant's backend creates the checkout (which registers the payment)."""
+        amount, currency = DEMO_PRICES.get(provider, ("10.00", "USD"))
+        body = {
+            "provider": provider,
+            "account": name,
+            "merchant_ref": ref,
+            "amount": amount,
+            "currency": currency,
+            "description": "paysync demo order",
+            "customer": {"email": "customer@example.com"},
+            "return_url": "http://127.0.0.1:8080/healthz",
+        }
+        headers = {
+            "Authorization": f"Bearer {self._settings.api.tokens[0].reveal()}",
+            "Idempotency-Key": f"demo-{ref}",
+        }
+        url = f"{self._settings.ingest.local_url()}/v1/checkouts"
+        async with session.post(url, json=body, headers=headers) as resp:
+            answer = orjson.loads(await resp.read())
+        if resp.status != 201:
+            log.warning("demo_checkout_refused", provider=provider, status=resp.status, **answer)
+            return False
+        checkout = answer["checkout"]
+        log.info(
+            "demo_checkout_created",
+            provider=provider,
+            account=name,
+            merchant_ref=ref,
+            provider_ref=checkout["provider_ref"],
+            redirect_url=checkout["redirect_url"],
+        )
+        return True
 
     async def _register(
         self, session: aiohttp.ClientSession, provider: str, name: str, life: Lifecycle

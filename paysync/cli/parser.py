@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -72,6 +73,7 @@ def build_parser(
     _add_simulate(sub, sorted(simulators))
     _add_events(sub)
     _add_payment(sub)
+    _add_checkout(sub, sorted(name for name, p in registry.items() if p.has_checkout))
     _add_dead(sub)
     config = _command(sub, "config", "configuration")
     cfg_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -323,6 +325,49 @@ def _add_payment(sub: Sub) -> None:
     _add_output(listing, table=False)
 
 
+def _add_checkout(sub: Sub, providers: list[str]) -> None:
+    checkout = _command(sub, "checkout", "hosted checkouts (POST /v1/checkouts)")
+    co_sub = checkout.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = _command(
+        co_sub,
+        "create",
+        "create a provider's hosted checkout and register its payment",
+        "Asks the running ingest (POST /v1/checkouts, with the first [api] token): the\n"
+        "provider creates its order, paysync registers the payment and prints where to\n"
+        "send the customer. Exit 1 with the API's reason when refused. --key: the\n"
+        "Idempotency-Key (the same key answers the same checkout; default: a new one).",
+    )
+    create.add_argument(
+        "provider", metavar="PROVIDER", choices=providers, help=", ".join(providers)
+    )
+    create.add_argument("account", metavar="ACCOUNT", help="the account's name in the config")
+    create.add_argument("merchant_ref", metavar="MERCHANT_REF", help="your order's reference")
+    create.add_argument("amount", metavar="AMOUNT", help='a decimal, e.g. "25.00"')
+    create.add_argument("currency", metavar="CURRENCY", help="e.g. USD")
+    create.add_argument("--description", metavar="TEXT", help="shown on the hosted page")
+    for flag in ("email", "phone", "name", "first-name", "last-name", "customer-id"):
+        create.add_argument(f"--{flag}", metavar="VALUE", help=f"the customer's {flag}")
+    create.add_argument("--return-url", metavar="URL", help="where the customer returns")
+    create.add_argument(
+        "--return-to",
+        choices=("merchant", "paysync"),
+        default="merchant",
+        help="paysync: its signed-return route (providers that sign the return)",
+    )
+    create.add_argument(
+        "--expires-at",
+        type=_aware_time,
+        metavar="TIME",
+        help="order expiry, RFC 3339 with an offset (a fixed time: a rerun is the same body)",
+    )
+    create.add_argument("--key", type=_nonempty, metavar="KEY", help="the Idempotency-Key")
+    create.add_argument("--url", metavar="URL", help="ingest's base URL (default: local)")
+    create.add_argument(
+        "--timeout", type=_positive_float, default=60.0, metavar="SECONDS", help="HTTP timeout"
+    )
+    create.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+
+
 def _add_dead(sub: Sub) -> None:
     dead = _command(sub, "dead", "inspect paysync.dead and replay dead letters")
     dead_sub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -384,6 +429,16 @@ def _positive_float(text: str) -> float:
 
 def _share(text: str) -> float:
     return float(_number(float, text, lambda v: 0 <= v <= 1, "between 0 and 1"))
+
+
+def _aware_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs an offset (e.g. Z or +05:30)")
+    return value
 
 
 def _nonempty(text: str) -> str:

@@ -132,3 +132,25 @@ CREATE TABLE reconcile_checks (
 );
 
 CREATE INDEX reconcile_checks_run ON reconcile_checks (run_id, id);
+
+-- Hosted checkouts paysync created (POST /v1/checkouts): ingest's idempotency records.
+CREATE TABLE checkouts (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    idempotency_key text        NOT NULL,
+    request_hash    text        NOT NULL,
+    provider        text        NOT NULL,
+    account         text        NOT NULL,
+    merchant_ref    text        NOT NULL,
+    state           text        NOT NULL DEFAULT 'creating',
+    provider_ref    text,
+    redirect_url    text,
+    expires_at      timestamptz,
+    provider_status text,
+    registered      boolean     NOT NULL DEFAULT false,
+    error           text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT checkouts_idempotency_key UNIQUE (idempotency_key),
+    CONSTRAINT checkouts_one_per_order UNIQUE (provider, account, merchant_ref),
+    CONSTRAINT checkouts_state_known CHECK (state IN ('creating', 'created', 'unknown'))
+);

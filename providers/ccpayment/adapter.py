@@ -11,6 +11,7 @@ from typing import Any
 
 from paysync.errors import AuthenticationError
 from providers.base import JSON_MEDIA_TYPES, Ack, Verified
+from providers.ccpayment.checkout import CCPaymentCheckoutApi
 from providers.ccpayment.scheme import (
     HEADER_APP_ID,
     HEADER_SIGN,
@@ -40,8 +41,7 @@ class CCPaymentAdapter:
     returns = None
 
     status_api = CCPaymentStatusApi()
-    # Not yet: POST /v1/checkouts answers 501 for this provider.
-    checkout_api = None
+    checkout_api = CCPaymentCheckoutApi()
 
     def verify_callback(
         self,

@@ -35,8 +35,9 @@ from typing import Any
 
 from pydantic import Field
 
-from paysync.errors import MalformedMessage
+from paysync.errors import MalformedMessage, ProviderRefused
 from paysync.settings import ProviderAccount
+from providers.base import HttpAnswer, HttpCall
 from providers.payload import money, optional_text
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
@@ -187,6 +188,49 @@ def matching_secret(
         if hmac.compare_digest(expected, given_bytes) and matched is None:
             matched = secret.ref
     return matched
+
+
+def signed_headers(account: CCPaymentAccount, body: bytes, now: datetime) -> dict[str, str]:
+    """The headers of a request to CCPayment's API, signed with the account's first secret."""
+    app_id, timestamp = account.app_id, str(int(now.timestamp()))
+    return {
+        HEADER_APP_ID: app_id,
+        HEADER_TIMESTAMP: timestamp,
+        HEADER_SIGN: sign(app_id, account.secrets[0].reveal(), timestamp, body),
+        "Content-Type": CONTENT_TYPE,
+    }
+
+
+async def signed_post(
+    call: HttpCall, url: str, account: CCPaymentAccount, body: bytes, now: datetime
+) -> HttpAnswer:
+    """POST ``body`` signed to CCPayment's API; only a ``200`` answer is returned (its
+    signature is the caller's to check: error answers may be unsigned)."""
+    answer = await call("POST", url, headers=signed_headers(account, body, now), body=body)
+    if answer.status in (401, 403):
+        raise ProviderRefused("unauthorized")
+    if answer.status != 200:
+        raise ProviderRefused(f"unexpected_status_{answer.status}")
+    return answer
+
+
+def answer_signature_problem(
+    account: CCPaymentAccount, headers: Mapping[str, str], body: bytes
+) -> str | None:
+    """Why an API answer is not CCPayment's (``unsigned_response``,
+    ``bad_response_signature``), or None when it is signed with one of the account's
+    secrets for its app id."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    app_id, timestamp, given = (
+        lowered.get(h.lower()) for h in (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
+    )
+    if not (app_id and timestamp and given):
+        return "unsigned_response"
+    if not hmac.compare_digest(app_id.encode(), account.app_id.encode()) or (
+        matching_secret(account, app_id, timestamp, body, given) is None
+    ):
+        return "bad_response_signature"
+    return None
 
 
 def header_bytes(header_value: str) -> bytes:

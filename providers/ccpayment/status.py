@@ -12,7 +12,6 @@ token) are undocumented, and a refund counted wrongly is money misstated.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,17 +21,13 @@ import orjson
 from paysync.errors import MalformedMessage, ProviderRefused, ProviderUnavailable
 from providers.base import HttpAnswer, HttpCall, PaymentRef, Poll, StatusClient
 from providers.ccpayment.scheme import (
-    CONTENT_TYPE,
-    HEADER_APP_ID,
-    HEADER_SIGN,
-    HEADER_TIMESTAMP,
     CCPaymentAccount,
     Terms,
+    answer_signature_problem,
     credit_observation,
-    matching_secret,
     order_terms,
     required_money,
-    sign,
+    signed_post,
 )
 from providers.payload import load_json_object, optional_text, required_text
 from schemas.observation import Observation, Source
@@ -72,11 +67,7 @@ class CCPaymentStatusClient:
             return []
         ids = list(dict.fromkeys(ref.merchant_ref for ref in refs))
         body = orjson.dumps({"merchant_order_ids": ids})
-        answer = await call("POST", self._url, headers=self._signed_headers(body, now), body=body)
-        if answer.status in (401, 403):
-            raise ProviderRefused("unauthorized")
-        if answer.status != 200:
-            raise ProviderRefused(f"unexpected_status_{answer.status}")
+        answer = await signed_post(call, self._url, self._account, body, now)
         items = self._verified_items(answer)
         if items is None:
             return [Poll(ref=ref, found=False) for ref in refs]
@@ -85,35 +76,19 @@ class CCPaymentStatusClient:
         except MalformedMessage as exc:
             raise ProviderRefused("unreadable_response") from exc
 
-    def _signed_headers(self, body: bytes, now: datetime) -> dict[str, str]:
-        app_id, timestamp = self._account.app_id, str(int(now.timestamp()))
-        return {
-            HEADER_APP_ID: app_id,
-            HEADER_TIMESTAMP: timestamp,
-            HEADER_SIGN: sign(app_id, self._account.secrets[0].reveal(), timestamp, body),
-            "Content-Type": CONTENT_TYPE,
-        }
-
     def _verified_items(self, answer: HttpAnswer) -> dict[str, dict[str, Any]] | None:
         """The answer's orders by merchant order id (None: CCPayment knows none of them)."""
         try:
             doc = load_json_object(answer.body)
         except MalformedMessage:
             doc = {}
-        headers = {k.lower(): v for k, v in answer.headers.items()}
-        app_id, timestamp, given = (
-            headers.get(h.lower()) for h in (HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_SIGN)
-        )
-        if not (app_id and timestamp and given):
+        problem = answer_signature_problem(self._account, answer.headers, answer.body)
+        if problem == "unsigned_response" and (code := _code(doc)) in CODES_LIMITED:
             # Error answers may be unsigned (providers/ccpayment.md, open question 12): a
             # limit may still make us wait, since waiting changes no payment.
-            if (code := _code(doc)) in CODES_LIMITED:
-                raise ProviderUnavailable(f"status API limit (code {code})")
-            raise ProviderRefused("unsigned_response")
-        if not hmac.compare_digest(app_id.encode(), self._account.app_id.encode()) or (
-            matching_secret(self._account, app_id, timestamp, answer.body, given) is None
-        ):
-            raise ProviderRefused("bad_response_signature")
+            raise ProviderUnavailable(f"status API limit (code {code})")
+        if problem is not None:
+            raise ProviderRefused(problem)
         return _items(doc)
 
     def _poll_one(self, ref: PaymentRef, item: dict[str, Any] | None, now: datetime) -> Poll:

@@ -12,6 +12,7 @@ from datetime import datetime
 from paysync.errors import AuthenticationError
 from paysync.settings import Secret
 from providers.base import JSON_MEDIA_TYPES, Ack, Verified
+from providers.paycore.checkout import PayCoreCheckoutApi
 from providers.paycore.scheme import (
     HEADER_SIGNATURE,
     MAPPING,
@@ -36,8 +37,7 @@ class PayCoreAdapter:
     # PayCore's return URL carries no signature.
     returns = None
     status_api = PayCoreStatusApi()
-    # Not yet: POST /v1/checkouts answers 501 for this provider.
-    checkout_api = None
+    checkout_api = PayCoreCheckoutApi()
 
     def verify_callback(
         self,

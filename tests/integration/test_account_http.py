@@ -15,7 +15,7 @@ from paysync.errors import ProviderUnavailable
 from paysync.metrics import Metrics
 from paysync.retry import Backoff
 from paysync.settings import StatusApiSettings
-from reconciler.http import AccountHttp
+from providers.http_call import AccountHttp
 from tests.support.metrics import sample
 
 pytestmark = pytest.mark.integration

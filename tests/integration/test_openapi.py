@@ -121,6 +121,19 @@ async def test_documented_objects_have_exactly_the_properties_served(
         "expires_at",
         "metadata",
     }
+    assert properties(doc, "CheckoutRequest") == {
+        "provider",
+        "account",
+        "merchant_ref",
+        "amount",
+        "currency",
+        "description",
+        "customer",
+        "return_to",
+        "return_url",
+        "expires_at",
+        "metadata",
+    }
 
 
 async def test_the_document_is_valid_and_served_without_a_token(api_config: RunConfig) -> None:

@@ -39,7 +39,7 @@ def commands(parser: argparse.ArgumentParser, path: str = "paysync") -> Iterator
 
 def test_every_help_says_what_the_command_does_and_takes_config() -> None:
     found = dict(commands(build_parser()))
-    assert len(found) == 17  # with console, events replay and payment list
+    assert len(found) == 18  # with console, events replay, payment list and checkout create
     for path, text in found.items():
         assert "--config FILE" in text, path
         description = text.split("\n\n")[1]

@@ -1,11 +1,14 @@
-"""HTTP to one provider account's status API, within that account's limits.
+"""HTTP to one provider account's API (its status API and its create-checkout API share a
+host), within that account's limits; the ``HttpCall`` the reconciler's status clients and
+ingest's checkout clients are given (kernel: roles never import each other).
 
 Every call waits for the account's rate limiter (requests are spaced at least
 ``1 / rate_per_second`` apart, so no one-second window ever holds more than the rate) and
 for a concurrency slot, runs under the account's timeout, and is retried with backoff and
 jitter on 429, 5xx and timeouts (``Retry-After`` is honoured up to the backoff cap). When
 the attempts run out it raises ``ProviderUnavailable``; any other answer is returned to the
-provider's client, which decides what it means.
+provider's client, which decides what it means. ``max_attempts`` overrides the account's
+setting (1 for a create call whose provider cannot tell a resend from a new order).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class AccountHttp:
         settings: StatusApiSettings,
         metrics: Metrics,
         backoff: Backoff | None = None,
+        *,
+        max_attempts: int | None = None,
     ) -> None:
         self._session = session
         self._provider = provider
@@ -47,6 +52,7 @@ class AccountHttp:
         self._limiter = RateLimiter(settings.rate_per_second)
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._backoff = backoff or Backoff(initial=0.2, maximum=5.0)
+        self._attempts = max_attempts or settings.max_attempts
 
     async def __call__(
         self,
@@ -57,11 +63,11 @@ class AccountHttp:
         body: bytes | None = None,
     ) -> HttpAnswer:
         problem = ""
-        for attempt in range(1, self._settings.max_attempts + 1):
+        for attempt in range(1, self._attempts + 1):
             answer, problem, retry_after = await self._once(method, url, headers, body)
             if answer is not None:
                 return answer
-            if attempt < self._settings.max_attempts:
+            if attempt < self._attempts:
                 delay = self._backoff.delay(attempt)
                 if retry_after is not None:
                     delay = max(delay, min(retry_after, self._backoff.maximum))
@@ -75,8 +81,7 @@ class AccountHttp:
                 )
                 await asyncio.sleep(delay)
         raise ProviderUnavailable(
-            f"{self._provider}/{self._account}: {problem} after "
-            f"{self._settings.max_attempts} attempts"
+            f"{self._provider}/{self._account}: {problem} after {self._attempts} attempts"
         )
 
     async def _once(
