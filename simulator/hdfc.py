@@ -248,7 +248,8 @@ async def _create_session(request: web.Request, desk: OrderDesk) -> web.Response
             }
             return _json_response(400, body)
         return _json_response(200, _session_answer(earlier, doc, account))
-    created = datetime.now(UTC)
+    # Whole seconds: the deadline the answer states is the one the desk keeps.
+    created = datetime.now(UTC).replace(microsecond=0)
     juspay_id = _juspay_id()
     return_url = doc.get("return_url")
     order = NewOrder(
