@@ -12,6 +12,19 @@ mount, so an account polls the simulator with
 (``401`` otherwise), answers ``404`` with ``{"status": "NOT_FOUND", ...}`` for an unknown
 order (Juspay's exact error bodies are not documented), and otherwise the order object of the
 lifecycle's last webhook (``content.order``), its numbers digit for digit.
+
+Session API (creating the hosted checkout): ``POST /{account}/session`` on the same mount,
+added by ``add_create_routes``. It takes the request as the HDFC kits send it: the same
+Basic key (the Node kit's colon-less form too) and ``x-merchantid`` (``401
+UNAUTHENTICATED`` otherwise), ``version``/``x-routing-id``/``x-customerid`` optional, a
+JSON body whose ``amount`` is a string or a number (the Node and Java samples send numbers)
+with at most two decimals, ``order_id`` of ``[A-Za-z0-9_-]`` up to 21 characters, the
+account's ``payment_page_client_id``, a currency the account enabled, a 10-digit phone.
+A refused body is the documented ``400`` ``INVALID_REQUEST`` with ``error_info.fields``.
+The answer is the seed's sample shape (``status NEW``, ``id``, ``order_id``,
+``payment_links.web``/``expiry``, ``order_expiry`` 15 minutes ahead as seen in UAT,
+``sdk_payload``). A second create of an order id is undocumented (open question 2): the
+same amount and currency answer the order made first, other terms ``400 ALREADY_EXISTS``.
 """
 
 from __future__ import annotations
@@ -20,9 +33,10 @@ import base64
 import binascii
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
@@ -32,7 +46,9 @@ from aiohttp import web
 
 from paysync.settings import ProviderAccount
 from providers.hdfc.scheme import HEADER_AUTHORIZATION, NAME, STATUS_IDS, HdfcAccount, sign_return
+from providers.payload import decimal_amount
 from simulator.base import Lifecycle, Request
+from simulator.checkout import NewOrder, OrderDesk
 from simulator.status import book_of
 
 AMOUNT = Decimal("1499.00")
@@ -184,8 +200,142 @@ class HdfcSimulator:
     def add_status_routes(self, app: web.Application) -> None:
         app.router.add_get("/{account}/orders/{order_id}", _get_order)
 
+    def add_create_routes(self, app: web.Application, desk: OrderDesk) -> None:
+        """Juspay's Session API, ``POST /{account}/session`` (module docstring)."""
+
+        async def session(request: web.Request) -> web.Response:
+            return await _create_session(request, desk)
+
+        app.router.add_post("/{account}/session", session)
+
 
 SIMULATOR = HdfcSimulator()
+
+# The Session API's order ids: "alphanumeric, < 21" in the order object's docs, though the
+# kits' samples use "_" and "-" and one makes 21 characters (open question 3).
+_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,21}")
+_PHONE = re.compile(r"[0-9]{10}")
+# Order expiry as observed in UAT (the dashboard sets it; open question 1).
+ORDER_LIFETIME = timedelta(minutes=15)
+
+
+async def _create_session(request: web.Request, desk: OrderDesk) -> web.Response:
+    account_name = request.match_info["account"]
+    desk.count_create(NAME, account_name)
+    account = desk.account(NAME, account_name)
+    if not isinstance(account, HdfcAccount) or not _authorized(account, request):
+        return _error(401, "error", "UNAUTHENTICATED", "invalid API key or merchant id")
+    if request.content_type != "application/json":
+        return _bad_request("Content-Type must be application/json", ["Content-Type"])
+    try:
+        doc = json.loads(await request.read(), parse_float=Decimal)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return _bad_request("the body is not a JSON object", [])
+    (order_id, amount, currency), problems = _session_fields(doc, account)
+    if problems:
+        return _bad_request("Bad Request.", problems)
+    earlier = desk.find_created(NAME, account_name, order_id)
+    if earlier is not None:
+        # Undocumented (open question 2): the same order again is answered with the order
+        # it made; another amount or currency under its id is refused.
+        if (earlier.amount, earlier.currency) != (amount, currency):
+            body = {
+                "status": "Bad Request",
+                "error_code": "ALREADY_EXISTS",
+                "error_message": f"order {order_id} already exists with other terms",
+            }
+            return _json_response(400, body)
+        return _json_response(200, _session_answer(earlier, doc, account))
+    # Whole seconds: the deadline the answer states is the one the desk keeps.
+    created = datetime.now(UTC).replace(microsecond=0)
+    juspay_id = _juspay_id()
+    return_url = doc.get("return_url")
+    order = NewOrder(
+        merchant_ref=order_id,
+        provider_ref=juspay_id,
+        amount=amount,
+        currency=currency,
+        redirect_url=f"{request.url.origin()}/merchant/ipay/{juspay_id}/payment-page",
+        expires_at=created + ORDER_LIFETIME,
+        return_url=return_url if isinstance(return_url, str) else None,
+    )
+    desk.created(NAME, account_name, order)
+    return _json_response(200, _session_answer(order, doc, account))
+
+
+def _session_fields(
+    doc: dict[str, Any], account: HdfcAccount
+) -> tuple[tuple[str, Decimal, str], list[str]]:
+    """The order's id, amount and currency, and the names of fields Juspay would refuse."""
+    problems = []
+    order_id = doc.get("order_id")
+    if not isinstance(order_id, str) or not _ORDER_ID.fullmatch(order_id):
+        problems.append("order_id")
+    # Strings per the docs; the Node and Java samples send numbers and UAT took them.
+    raw = doc.get("amount")
+    amount = decimal_amount(raw)
+    if amount is None or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        problems.append("amount")
+    client_id = doc.get("payment_page_client_id")
+    expected = account.payment_page_client_id
+    if not isinstance(client_id, str) or not client_id or expected not in (None, client_id):
+        problems.append("payment_page_client_id")
+    currency = doc.get("currency", CURRENCY)
+    if currency not in account.checkout_currencies:
+        problems.append("currency")
+    phone = doc.get("customer_phone")
+    if phone is not None and not (isinstance(phone, str) and _PHONE.fullmatch(phone)):
+        problems.append("customer_phone")
+    for name in ("customer_id", "customer_email", "first_name", "last_name", "return_url"):
+        if doc.get(name) is not None and not isinstance(doc[name], str):
+            problems.append(name)
+    return (str(order_id), amount or Decimal(0), str(currency)), problems
+
+
+def _session_answer(order: NewOrder, doc: dict[str, Any], account: HdfcAccount) -> dict[str, Any]:
+    """The Session API's answer (the seed's sample response, with the UAT-observed expiry)."""
+    expiry = _iso(order.expires_at) if order.expires_at else None
+    return {
+        "status": "NEW",
+        "id": order.provider_ref,
+        "order_id": order.merchant_ref,
+        "payment_links": {"web": order.redirect_url, "expiry": expiry},
+        "order_expiry": expiry,
+        "sdk_payload": {
+            "requestId": secrets.token_hex(16),
+            "service": "in.juspay.hyperpay",
+            "payload": {
+                "clientId": doc.get("payment_page_client_id"),
+                "amount": format(order.amount, "f"),
+                "merchantId": account.merchant_id,
+                "clientAuthToken": "tkn_" + secrets.token_hex(16),
+                "clientAuthTokenExpiry": expiry,
+                "environment": "sandbox",
+                "action": "paymentPage",
+                "customerId": doc.get("customer_id", ""),
+                "returnUrl": order.return_url,
+                "currency": order.currency,
+                "orderId": order.merchant_ref,
+            },
+        },
+    }
+
+
+def _bad_request(message: str, fields: list[str]) -> web.Response:
+    """Juspay's documented 400: ``INVALID_REQUEST`` with the fields at fault."""
+    body = {
+        "status": "Bad Request",
+        "error_code": "INVALID_REQUEST",
+        "error_message": message,
+        "error_info": {"code": "INVALID_INPUT", "fields": fields},
+    }
+    return _json_response(400, body)
+
+
+def _json_response(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
 async def _get_order(request: web.Request) -> web.Response:
@@ -228,7 +378,7 @@ def _error(status: int, juspay_status: str, code: str, message: str) -> web.Resp
     """Juspay's error shape (``status``, ``error_code``, ``error_message``); the exact
     bodies are not documented, and the client reads only the status code and ``status``."""
     body = {"status": juspay_status, "error_code": code, "error_message": message}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+    return _json_response(status, body)
 
 
 def _decimal(value: object) -> orjson.Fragment:

@@ -18,6 +18,18 @@ tests/unit/test_plural_sdk.py checks with the SDK itself: the token answer is
 ``{"access_token", "expires_at"}`` (ISO 8601; ``expiry_field="expires_in"`` serves the
 docs' sample ``expires_in`` instead), and ``Request-ID``/``Request-Timestamp`` are
 optional, as the SDK sends neither unless its client is built with them.
+
+Create Hosted Checkout, added by ``add_create_routes`` on the same mount (with the token
+route if the status routes are not there): ``POST /{account}/api/checkout/v1/orders``
+with a bearer token issued to that account (``401`` otherwise), JSON, and the documented
+validation: ``merchant_order_reference`` of ``[A-Za-z0-9_-]`` up to 50 characters,
+``order_amount.value`` an integer of paise from 100 to 100000000, currency ``INR``, the
+optional fields' types and the customer fields' lengths (``400 INVALID_REQUEST``
+``{"code", "message"}`` otherwise). ``Request-ID``, ``Request-Timestamp`` and
+``Idempotency-Key`` are optional, as the SDK's ``generate_checkout_link`` sends none of
+them. The answer is ``{token, order_id, redirect_url, response_code, response_message}``.
+A duplicate reference answers the existing order, as the SDK documents; other terms under
+it are refused (undocumented).
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import string
 import time
@@ -32,12 +45,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 from aiohttp import web
 
 from paysync.settings import ProviderAccount
+from providers.plural.checkout import CREATE_PATH
 from providers.plural.scheme import (
     HEADER_ID,
     HEADER_SIGNATURE,
@@ -50,6 +64,7 @@ from providers.plural.scheme import return_signature as _return_signature
 from providers.plural.scheme import webhook_signature as _webhook_mac
 from providers.plural.status import AUTH_PATH, ORDER_BY_REFERENCE_PATH, ORDER_PATH
 from simulator.base import Lifecycle, Request
+from simulator.checkout import NewOrder, OrderDesk
 from simulator.status import book_of
 
 MERCHANT_ID = "700001"
@@ -59,6 +74,8 @@ CURRENCY = "INR"
 # Payment-level statuses (data.payments[].status); other order statuses carry none.
 _PAYMENT_STATUSES = frozenset({"PENDING", "AUTHORIZED", "PROCESSED", "CANCELLED", "FAILED"})
 _ALNUM = string.ascii_letters + string.digits
+# Where a created order's redirect_url points (opaque to clients; the docs' path).
+REDIRECT_PATH = "/api/v3/checkout-bff/redirect/checkout"
 
 
 def order_doc(
@@ -225,10 +242,24 @@ class PluralSimulator:
         )
 
     def add_status_routes(self, app: web.Application) -> None:
-        app[TOKENS] = Tokens()
-        app.router.add_post("/{account}" + AUTH_PATH, self._issue_token)
+        self._add_token_route(app)
         app.router.add_get("/{account}" + ORDER_PATH + "{order_id}", _order_by_id)
         app.router.add_get("/{account}" + ORDER_BY_REFERENCE_PATH + "{ref}", _order_by_reference)
+
+    def add_create_routes(self, app: web.Application, desk: OrderDesk) -> None:
+        """Create Hosted Checkout, ``POST /{account}/api/checkout/v1/orders`` (module
+        docstring), with the token route it needs (once per app)."""
+        self._add_token_route(app)
+
+        async def create(request: web.Request) -> web.Response:
+            return await _create_order(request, desk)
+
+        app.router.add_post("/{account}" + CREATE_PATH, create)
+
+    def _add_token_route(self, app: web.Application) -> None:
+        if TOKENS not in app:
+            app[TOKENS] = Tokens()
+            app.router.add_post("/{account}" + AUTH_PATH, self._issue_token)
 
     async def _issue_token(self, request: web.Request) -> web.Response:
         account_name = request.match_info["account"]
@@ -310,6 +341,151 @@ def _get_order(
     if life is None or not life.callbacks:
         return _error(404, "ORDER_NOT_FOUND", "order not found")
     return _json(200, get_order_document(life))
+
+
+_REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,50}")
+_MOBILE = re.compile(r"[0-9]{9,20}")
+_URL = re.compile(r"https?://[^\s]+")
+_INTEGRATION_MODES = frozenset({"REDIRECT", "IFRAME", "SDK"})
+_PAYMENT_METHODS = frozenset(
+    {"CARD", "UPI", "POINTS", "NETBANKING", "WALLET", "CREDIT_EMI", "DEBIT_EMI", "BNPL"}
+)
+# purchase_details.customer: field → most characters (mobile_number is checked apart).
+_CUSTOMER_LENGTHS = {
+    "email_id": 50,
+    "first_name": 50,
+    "last_name": 50,
+    "customer_id": 19,
+    "country_code": 5,
+}
+
+
+async def _create_order(request: web.Request, desk: OrderDesk) -> web.Response:
+    account_name = request.match_info["account"]
+    desk.count_create(NAME, account_name)
+    if not _bearer_valid(request, account_name):
+        return _error(401, "UNAUTHORIZED", "invalid or expired access token")
+    problem = _header_problem(request)
+    if problem is None:
+        try:
+            doc = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            doc = None
+        problem = _order_problem(doc) if isinstance(doc, dict) else "the body is not a JSON object"
+    if problem is not None:
+        return _error(400, "INVALID_REQUEST", problem)
+    reference = doc["merchant_order_reference"]
+    amount = Decimal(doc["order_amount"]["value"]) / 100
+    currency = doc["order_amount"]["currency"]
+    earlier = desk.find_created(NAME, account_name, reference)
+    if earlier is not None:
+        # The SDK: a duplicate reference returns the existing order. Other terms under it
+        # are refused (undocumented; the fact sheet assumed INVALID_REQUEST).
+        if (earlier.amount, earlier.currency) != (amount, currency):
+            return _error(400, "INVALID_REQUEST", "merchant_order_reference already used")
+        return _json(200, _created_answer(earlier))
+    token = secrets.token_urlsafe(24)
+    callback_url = doc.get("callback_url")
+    order = NewOrder(
+        merchant_ref=reference,
+        provider_ref=new_order_id(int(time.time())),
+        amount=amount,
+        currency=currency,
+        redirect_url=f"{request.url.origin()}{REDIRECT_PATH}?{urlencode({'token': token})}",
+        expires_at=None,
+        return_url=callback_url if isinstance(callback_url, str) else None,
+    )
+    desk.created(NAME, account_name, order)
+    return _json(200, _created_answer(order))
+
+
+def _created_answer(order: NewOrder) -> dict[str, Any]:
+    token = parse_qs(urlsplit(order.redirect_url).query)["token"][0]
+    return {
+        "token": token,
+        "order_id": order.provider_ref,
+        "redirect_url": order.redirect_url,
+        "response_code": 200,
+        "response_message": "Order Creation Successful.",
+    }
+
+
+def _header_problem(request: web.Request) -> str | None:
+    """What Plural would refuse in the headers. ``Request-ID``, ``Request-Timestamp`` and
+    ``Idempotency-Key`` are optional, as the SDK sends none of them by default; when given
+    they must be well formed (the SDK writes a timestamp as ``str(datetime)``)."""
+    if request.content_type != "application/json":
+        return "Content-Type must be application/json"
+    if "Request-ID" in request.headers and not request.headers["Request-ID"].strip():
+        return "Request-ID is empty"
+    stamp = request.headers.get("Request-Timestamp")
+    if stamp is not None:
+        try:
+            datetime.fromisoformat(stamp)
+        except ValueError:
+            return "Request-Timestamp is not an ISO 8601 time"
+    if "Idempotency-Key" in request.headers and not request.headers["Idempotency-Key"].strip():
+        return "Idempotency-Key is empty"
+    return None
+
+
+def _order_problem(doc: dict[str, Any]) -> str | None:
+    """The first field of a create body Plural's documented validation refuses."""
+    reference = doc.get("merchant_order_reference")
+    if not isinstance(reference, str) or not _REFERENCE.fullmatch(reference):
+        return "merchant_order_reference must be 1-50 characters of A-Z a-z 0-9 - _"
+    amount = doc.get("order_amount")
+    if not isinstance(amount, dict):
+        return "order_amount is required"
+    value = amount.get("value")
+    if not isinstance(value, int) or isinstance(value, bool) or not 100 <= value <= 100_000_000:
+        return "order_amount.value must be an integer number of paise from 100 to 100000000"
+    if amount.get("currency") != CURRENCY:
+        return "order_amount.currency must be INR"
+    checks = (
+        ("pre_auth", lambda v: isinstance(v, bool)),
+        ("integration_mode", lambda v: v in _INTEGRATION_MODES),
+        ("allowed_payment_methods", _payment_methods_ok),
+        ("notes", lambda v: isinstance(v, str)),
+        ("callback_url", lambda v: isinstance(v, str) and _URL.fullmatch(v) is not None),
+        ("failure_callback_url", lambda v: isinstance(v, str) and _URL.fullmatch(v) is not None),
+        ("purchase_details", _purchase_details_ok),
+    )
+    for name, valid in checks:
+        if doc.get(name) is not None and not valid(doc[name]):
+            return f"{name} is invalid"
+    return None
+
+
+def _payment_methods_ok(value: object) -> bool:
+    return isinstance(value, list) and all(m in _PAYMENT_METHODS for m in value)
+
+
+def _purchase_details_ok(details: object) -> bool:
+    if not isinstance(details, dict):
+        return False
+    customer = details.get("customer")
+    if customer is not None and not _customer_ok(customer):
+        return False
+    metadata = details.get("merchant_metadata")
+    if metadata is None:
+        return True
+    return (
+        isinstance(metadata, dict)
+        and len(metadata) <= 10
+        and all(isinstance(v, str) and len(v) <= 256 for v in metadata.values())
+    )
+
+
+def _customer_ok(customer: object) -> bool:
+    if not isinstance(customer, dict):
+        return False
+    for name, most in _CUSTOMER_LENGTHS.items():
+        value = customer.get(name)
+        if value is not None and not (isinstance(value, str) and len(value) <= most):
+            return False
+    mobile = customer.get("mobile_number")
+    return mobile is None or (isinstance(mobile, str) and _MOBILE.fullmatch(mobile) is not None)
 
 
 def _credentials_match(account: ProviderAccount | None, doc: dict[str, Any]) -> bool:

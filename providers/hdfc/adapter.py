@@ -19,6 +19,7 @@ from providers.base import (
     VerifiedReturn,
     parse_form,
 )
+from providers.hdfc.checkout import HdfcCheckoutApi
 from providers.hdfc.scheme import (
     HEADER_AUTHORIZATION,
     MAPPING,
@@ -105,8 +106,8 @@ class HdfcAdapter:
     returns = HdfcReturns()
 
     status_api = HdfcStatusApi()
-    # Not yet: POST /v1/checkouts answers 501 for this provider.
-    checkout_api = None
+    # POST /v1/checkouts: the Session API (providers/hdfc/checkout.py).
+    checkout_api = HdfcCheckoutApi()
 
     def verify_callback(
         self,

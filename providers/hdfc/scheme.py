@@ -27,12 +27,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from paysync.errors import MalformedMessage
 from paysync.settings import SecretRef
@@ -114,6 +115,19 @@ class HdfcAccount(ReturnPagesAccount):
     # depend on it).
     api_key: SecretRef | None = None
     api_version: str = Field(default="2024-06-24", pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    # For creating hosted checkouts (Session API, providers/hdfc/checkout.py): the payment
+    # page's client id HDFC issues (sandbox ``hdfcmaster``) and the currencies enabled for
+    # the merchant in the dashboard (Juspay refuses others).
+    payment_page_client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    checkout_currencies: tuple[str, ...] = Field(default=("INR",), min_length=1)
+
+    @field_validator("checkout_currencies")
+    @classmethod
+    def _currency_codes(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        for code in codes:
+            if not re.fullmatch(r"[A-Z]{3}", code):
+                raise ValueError(f"{code!r} is not an ISO 4217 code (three capital letters)")
+        return codes
 
 
 def api_authorization(api_key: str) -> str:

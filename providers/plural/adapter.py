@@ -20,6 +20,7 @@ from providers.base import (
     parse_form,
 )
 from providers.payload import required_header
+from providers.plural.checkout import PluralCheckoutApi
 from providers.plural.scheme import (
     HEADER_ID,
     HEADER_SIGNATURE,
@@ -95,8 +96,8 @@ class PluralAdapter:
     returns = PluralReturns()
 
     status_api = PluralStatusApi()
-    # Not yet: POST /v1/checkouts answers 501 for this provider.
-    checkout_api = None
+    # POST /v1/checkouts: Create Hosted Checkout (providers/plural/checkout.py).
+    checkout_api = PluralCheckoutApi()
 
     def verify_callback(
         self,
