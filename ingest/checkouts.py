@@ -84,7 +84,13 @@ async def create_checkout(request: web.Request) -> web.StreamResponse:
     structlog.contextvars.bind_contextvars(
         provider=req.provider, account=req.account, merchant_ref=req.merchant_ref
     )
-    client = provider.checkout_client(req.account, account, account.status_api.base_url)
+    try:
+        client = provider.checkout_client(req.account, account, account.status_api.base_url)
+    except ConfigError as exc:
+        # The account lacks a field only the create needs (HDFC's payment page client id):
+        # the configuration's lines name the fields, never a secret.
+        log.error("checkout_misconfigured", problems=exc.problems)
+        return _answer(501, "checkout_not_configured", problems=exc.problems)
     assert client is not None  # has_checkout
     store = CheckoutStore(request.app[POOL], request.app[QUERIES])
     try:

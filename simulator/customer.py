@@ -4,8 +4,10 @@
 provider API: the stand-in for a person paying) completes the order through its provider's
 real lifecycle (:meth:`simulator.checkout.Desk.pay`), so the status API reports it paid
 from then on, and sends the provider's callbacks to the ``notify_url`` the create named
-(paysync's ``/webhooks/{provider}/{account}`` when ``[api] public_url`` is set), unless
-``?callbacks=drop``: then only the status API knows, and the reconciler must find it.
+(paysync's ``/webhooks/{provider}/{account}`` when ``[api] public_url`` is set) or, for a
+provider whose webhook URL is set in its dashboard instead (HDFC, Plural), to
+``?webhook_url=`` (the dashboard's setting), unless ``?callbacks=drop``: then only the
+status API knows, and the reconciler must find it.
 Answers ``{"statuses": [...], "callbacks_sent": n, "callbacks_answered": [codes]}``.
 """
 
@@ -34,14 +36,15 @@ async def _pay(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f"no order {ref} was created at {provider}/{account}\n")
     life = desk.pay(provider, account, ref)
     answered: list[int] = []
-    if request.query.get("callbacks", "send") != "drop" and order.notify_url:
+    target = order.notify_url or request.query.get("webhook_url")
+    if request.query.get("callbacks", "send") != "drop" and target:
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             for callback in life.callbacks:
                 if callback.route != "webhooks":
                     continue
                 async with session.post(
-                    order.notify_url, data=callback.body, headers=callback.headers
+                    target, data=callback.body, headers=callback.headers
                 ) as resp:
                     answered.append(resp.status)
     return web.json_response(

@@ -197,6 +197,44 @@ class HdfcSimulator:
             statuses=["paid"],
         )
 
+    def created_lifecycle(
+        self, account: ProviderAccount, order: NewOrder, *, now: int
+    ) -> Lifecycle:
+        """The session's order before payment: Juspay answers ``NEW``; nothing to emit."""
+        return self._order_life(account, order, "ORDER_CREATED", "NEW", [], now=now)
+
+    def paid_lifecycle(self, account: ProviderAccount, order: NewOrder, *, now: int) -> Lifecycle:
+        """The customer paid on the payment page: one ORDER_SUCCEEDED webhook, ``paid``."""
+        return self._order_life(account, order, "ORDER_SUCCEEDED", "CHARGED", ["paid"], now=now)
+
+    def _order_life(
+        self,
+        account: ProviderAccount,
+        order: NewOrder,
+        event_name: str,
+        status: str,
+        statuses: list[str],
+        *,
+        now: int,
+    ) -> Lifecycle:
+        body = order_event(
+            merchant_ref=order.merchant_ref,
+            juspay_id=order.provider_ref,
+            event_name=event_name,
+            status=status,
+            amount=order.amount,
+            currency=order.currency,
+            created=datetime.fromtimestamp(now, UTC),
+        )
+        return Lifecycle(
+            merchant_ref=order.merchant_ref,
+            provider_ref=order.provider_ref,
+            amount=order.amount,
+            currency=order.currency,
+            callbacks=[Request(headers=self.sign_callback(account, body, now=now), body=body)],
+            statuses=statuses,
+        )
+
     def add_status_routes(self, app: web.Application) -> None:
         app.router.add_get("/{account}/orders/{order_id}", _get_order)
 
@@ -207,6 +245,7 @@ class HdfcSimulator:
             return await _create_session(request, desk)
 
         app.router.add_post("/{account}/session", session)
+        app.router.add_get("/{account}/merchant/ipay/{juspay_id}/payment-page", _payment_page)
 
 
 SIMULATOR = HdfcSimulator()
@@ -257,7 +296,10 @@ async def _create_session(request: web.Request, desk: OrderDesk) -> web.Response
         provider_ref=juspay_id,
         amount=amount,
         currency=currency,
-        redirect_url=f"{request.url.origin()}/merchant/ipay/{juspay_id}/payment-page",
+        redirect_url=(
+            f"{request.url.origin()}/{NAME}/{request.match_info['account']}"
+            f"/merchant/ipay/{juspay_id}/payment-page"
+        ),
         expires_at=created + ORDER_LIFETIME,
         return_url=return_url if isinstance(return_url, str) else None,
     )
@@ -336,6 +378,13 @@ def _bad_request(message: str, fields: list[str]) -> web.Response:
 
 def _json_response(status: int, body: dict[str, Any]) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+async def _payment_page(request: web.Request) -> web.Response:
+    """Where ``payment_links.web`` leads: a stand-in for the SmartGateway payment page."""
+    order = request.match_info["juspay_id"]
+    text = f"HDFC SmartGateway (simulated) payment page for order {order}\n"
+    return web.Response(text=text, content_type="text/plain")
 
 
 async def _get_order(request: web.Request) -> web.Response:

@@ -241,6 +241,40 @@ class PluralSimulator:
             statuses=["authorized", "captured"],
         )
 
+    def created_lifecycle(
+        self, account: ProviderAccount, order: NewOrder, *, now: int
+    ) -> Lifecycle:
+        """The hosted checkout's order before payment: ``CREATED``; nothing to emit."""
+        return self._order_life(account, order, "ORDER_CREATED", "CREATED", [], now=now)
+
+    def paid_lifecycle(self, account: ProviderAccount, order: NewOrder, *, now: int) -> Lifecycle:
+        """The customer paid (no pre-auth): one ORDER_PROCESSED webhook, ``paid``."""
+        return self._order_life(account, order, "ORDER_PROCESSED", "PROCESSED", ["paid"], now=now)
+
+    def _order_life(
+        self,
+        account: ProviderAccount,
+        order: NewOrder,
+        event: str,
+        status: str,
+        statuses: list[str],
+        *,
+        now: int,
+    ) -> Lifecycle:
+        paise = int(order.amount * 100)
+        updated_at = datetime.fromtimestamp(now, tz=UTC)
+        body = webhook_body(
+            event, order.provider_ref, order.merchant_ref, status, paise, False, updated_at
+        )
+        return Lifecycle(
+            merchant_ref=order.merchant_ref,
+            provider_ref=order.provider_ref,
+            amount=order.amount,
+            currency=order.currency,
+            callbacks=[Request(headers=self.sign_callback(account, body, now=now), body=body)],
+            statuses=statuses,
+        )
+
     def add_status_routes(self, app: web.Application) -> None:
         self._add_token_route(app)
         app.router.add_get("/{account}" + ORDER_PATH + "{order_id}", _order_by_id)
@@ -255,6 +289,7 @@ class PluralSimulator:
             return await _create_order(request, desk)
 
         app.router.add_post("/{account}" + CREATE_PATH, create)
+        app.router.add_get("/{account}" + REDIRECT_PATH, _checkout_page)
 
     def _add_token_route(self, app: web.Application) -> None:
         if TOKENS not in app:
@@ -360,6 +395,11 @@ _CUSTOMER_LENGTHS = {
 }
 
 
+async def _checkout_page(request: web.Request) -> web.Response:
+    """Where ``redirect_url`` leads: a stand-in for Plural's hosted checkout page."""
+    return web.Response(text="Plural (simulated) hosted checkout\n", content_type="text/plain")
+
+
 async def _create_order(request: web.Request, desk: OrderDesk) -> web.Response:
     account_name = request.match_info["account"]
     desk.count_create(NAME, account_name)
@@ -391,7 +431,10 @@ async def _create_order(request: web.Request, desk: OrderDesk) -> web.Response:
         provider_ref=new_order_id(int(time.time())),
         amount=amount,
         currency=currency,
-        redirect_url=f"{request.url.origin()}{REDIRECT_PATH}?{urlencode({'token': token})}",
+        redirect_url=(
+            f"{request.url.origin()}/{NAME}/{request.match_info['account']}"
+            f"{REDIRECT_PATH}?{urlencode({'token': token})}"
+        ),
         expires_at=None,
         return_url=callback_url if isinstance(callback_url, str) else None,
     )

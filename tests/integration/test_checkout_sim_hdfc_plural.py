@@ -31,9 +31,9 @@ from paysync.settings import ProviderAccount, StatusApiSettings
 from providers.base import CheckoutClient, CheckoutOrder, HttpCall
 from providers.hdfc.adapter import ADAPTER as HDFC
 from providers.hdfc.scheme import HdfcAccount
+from providers.http_call import AccountHttp
 from providers.plural.adapter import ADAPTER as PLURAL
 from providers.plural.scheme import PluralAccount
-from reconciler.http import AccountHttp
 from simulator.checkout import NewOrder
 from simulator.hdfc import SIMULATOR as HDFC_SIM
 from simulator.plural import SIMULATOR as PLURAL_SIM

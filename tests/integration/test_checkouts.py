@@ -149,9 +149,6 @@ async def test_bad_requests_and_provider_refusals(
         bad = checkout_body("paycore", "co-bad-1", amount="-1", colour="red")
         status, answer = await post_checkout(url, config, bad, "k-bad")
         assert (status, set(answer["fields"])) == (400, {"amount", "colour"})
-        none = checkout_body("hdfc", "co-bad-2")
-        if "hdfc" not in CHECKOUT_PROVIDERS:
-            assert (await post_checkout(url, config, none, "k-hdfc"))[0] == 501
         # CCPayment prices in USD only: refused before asking, with a code, key freed.
         euro = checkout_body("ccpayment", "co-bad-3", currency="EUR")
         status, answer = await post_checkout(url, config, euro, "k-eur")
@@ -193,3 +190,38 @@ async def test_the_operators_command_creates_a_checkout_and_the_same_key_answers
     assert f"redirect_url     {order.redirect_url}" in again
     assert sim.desk.creates[("paycore", ACCOUNT)] == 1
     assert order.expires_at is not None
+
+
+async def test_an_account_lacking_a_field_the_create_needs_gets_a_clear_501(
+    tmp_path: Path, db_url: str, names: BrokerNames, db: asyncpg.Connection
+) -> None:
+    """HDFC's create needs ``payment_page_client_id``; the status API does not, so such an
+    account loads. Its checkouts are refused with the missing field named, nothing is
+    created or stored, and ingest keeps serving."""
+    book = OrderBook()
+    async with simulated_providers(book, Faults()) as sim:
+        config = with_tokens(
+            write_config(
+                tmp_path,
+                database_url=db_url,
+                prefix=names.prefix,
+                extra=API_TABLE,
+                status_url=sim.url,
+            )
+        )
+        text = config.path.read_text()
+        config.path.write_text(text.replace('payment_page_client_id = "hdfcmaster"\n', ""))
+        know_accounts(config, book)
+        async with serving(config.settings) as (url, broker):
+            await broker.wait_connected(10)
+            body = checkout_body("hdfc", "co-unset-1")
+            status, answer = await post_checkout(url, config, body, "k-unset")
+            assert (status, answer["error"]) == (501, "checkout_not_configured"), answer
+            assert answer["problems"] == [
+                f"accounts.hdfc.{ACCOUNT}.payment_page_client_id: required to create hosted "
+                "checkouts (HDFC issues it; sandbox: hdfcmaster)"
+            ]
+            paid = checkout_body("paycore", "co-unset-2")
+            assert (await post_checkout(url, config, paid, "k-other"))[0] == 201
+    assert sim.desk.created_count("hdfc", ACCOUNT) == 0
+    assert await db.fetchval("SELECT count(*) FROM checkouts WHERE provider = 'hdfc'") == 0

@@ -19,7 +19,7 @@ from simulator.customer import add_customer_routes
 from simulator.status import Faults, OrderBook, build_status_app
 from tests.support.config import ACCOUNT, TOKEN_ENV, RunConfig
 
-# The providers paysync can create a checkout for (HDFC and Plural join with part B).
+# The providers paysync can create a checkout for.
 CHECKOUT_PROVIDERS = sorted(name for name, p in REGISTRY.items() if p.has_checkout)
 # A checkout each provider takes (CCPayment prices in USD).
 TERMS = {
@@ -63,7 +63,7 @@ def checkout_body(provider: str, merchant_ref: str, **more: Any) -> dict[str, An
         "amount": amount,
         "currency": currency,
         "description": "Plan A",
-        "customer": {"email": "buyer@example.com", "phone": "+919876543210"},
+        "customer": {"email": "buyer@example.com", "phone": "9876543210"},
         "return_url": "https://shop.example/orders/" + merchant_ref,
     } | more
 

@@ -50,6 +50,7 @@ return_success_url = "{RETURN_SUCCESS}"
 return_failure_url = "{RETURN_FAILURE}?from=paysync"
 api_key = "env:TEST_HDFC_API_KEY"
 merchant_id = "shop_test"
+payment_page_client_id = "hdfcmaster"
 
 [accounts.plural.{ACCOUNT}]
 secrets = ["env:TEST_PLURAL_SECRET"]
