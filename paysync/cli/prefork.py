@@ -26,13 +26,14 @@ included, so no counter goes backwards when one is replaced).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import multiprocess
@@ -130,7 +131,10 @@ class Supervisor:
 
     async def _start(self, slot: _Slot) -> None:
         slot.proc = await asyncio.create_subprocess_exec(
-            *self._command, env=self._env, stdin=asyncio.subprocess.DEVNULL
+            *self._command,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         slot.started = asyncio.get_running_loop().time()
         slot.waiter = asyncio.create_task(slot.proc.wait(), name=f"ingest-{slot.number}")
@@ -192,3 +196,22 @@ async def supervise(settings: IngestSettings, count: int, argv: Sequence[str]) -
         loop.add_signal_handler(sig, supervisor.stop)
     await supervisor.run()
     log.info("service_stopped")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """Run in each child before it executes: the kernel sends it SIGTERM when the supervisor
+    dies, however it dies (a SIGKILL or the OOM killer cannot be caught), so no ingest
+    process serves on without a supervisor. Linux only; elsewhere a no-op."""
+
+    def arm() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before the signal was armed
+            os._exit(1)
+
+    return arm

@@ -135,3 +135,17 @@ async def test_children_failing_at_start_up_stop_the_supervisor(
     assert code == 1
     assert "ingest processes keep failing at start-up" in err
     assert "paysync migrate" in err
+
+
+async def test_a_killed_supervisor_takes_its_ingest_processes_with_it(config: RunConfig) -> None:
+    # SIGKILL cannot be caught: the kernel must end the children (parent-death signal), or
+    # they keep the port and serve on with nobody to restart or stop them.
+    config = _with_processes(config)
+    async with running(config, "ingest", log_name="ingest.log") as process:
+        children = await _twochildren_of(process)
+        os.kill(process.proc.pid, signal.SIGKILL)
+
+        async def gone() -> bool:
+            return not [pid for pid in children if _alive(pid)]
+
+        await eventually(gone, what="the ingest processes ended with their supervisor")
