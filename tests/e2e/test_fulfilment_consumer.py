@@ -94,6 +94,11 @@ class Consumer:
         self.proc.terminate()
         assert await asyncio.wait_for(self.proc.wait(), 20) == 0, self.logs[-1].read_text()
 
+    def kill(self) -> None:
+        """After a failed test: never leave the child running."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
     def seen(self) -> dict[str, str]:
         """event_id -> outcome (acted | stale), from the consumer's own state."""
         with sqlite3.connect(self.state) as db:
@@ -121,10 +126,15 @@ async def simulate(config: RunConfig, count: int) -> None:
 
 
 async def test_the_consumer_gets_back_what_it_missed_and_processes_nothing_twice(
-    api_config: RunConfig, db: asyncpg.Connection, names: BrokerNames, tmp_path: Path
+    api_config: RunConfig,
+    db: asyncpg.Connection,
+    names: BrokerNames,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     config = api_config
     consumer = Consumer(config, names, tmp_path / "fulfilment.sqlite3")
+    request.addfinalizer(consumer.kill)
     async with running(config, "all") as paysync:
         await consumer.start()
         await simulate(config, 2)  # two payments: underpaid, paid each
