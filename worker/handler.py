@@ -31,8 +31,8 @@ from providers.base import ReturnHint
 from providers.registry import Provider
 from schemas.envelope import H_DEAD_AT, H_ERROR, Envelope, EnvelopeKind
 from schemas.observation import Kind, Observation, load_observations
+from worker.outcome import Applied, Outcome
 from worker.settle import Action, Settlement, Stopping, settle
-from worker.store import Applied, Outcome
 
 log = get_logger(__name__)
 

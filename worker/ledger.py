@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,56 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Writes:
+    """What a decision writes besides the payment row: the row's new ``seq``, and on an
+    event its transition (status changes only) and the event itself."""
+
+    seq: int
+    transition: tuple[str | None, str] | None = None
+    event: PaymentEvent | None = None
+
+
+def writes_of(
+    decision: Decision,
+    *,
+    provider: str,
+    account: str,
+    merchant_ref: str,
+    seq: int,
+    source: str,
+    metadata: Mapping[str, Any],
+) -> Writes | None:
+    """What ``decision`` writes for the payment whose stored ``seq`` is given (pure: no
+    I/O); None when the row stays as it is. Reports a held regression loudly."""
+    if decision.regression is not None:
+        kept, folded = decision.regression
+        log.error(
+            "fold_rank_regression",
+            merchant_ref=merchant_ref,
+            from_status=kept.value,
+            to_status=_opt(folded),
+        )
+    if not decision.changed:
+        return None
+    if decision.event is None:
+        return Writes(seq)
+    seq += 1
+    transition = None
+    if decision.transition is not None:
+        transition = (_opt(decision.transition[0]), decision.transition[1].value)
+    event = event_of(
+        decision,
+        provider=provider,
+        account=account,
+        merchant_ref=merchant_ref,
+        source=source,
+        seq=seq,
+        metadata=metadata,
+    )
+    return Writes(seq, transition, event)
+
+
 async def write_decision(
     conn: Conn,
     queries: Mapping[str, str],
@@ -39,38 +90,23 @@ async def write_decision(
     metadata: Mapping[str, Any],
 ) -> EventType | None:
     """Write ``decision`` for the locked payment ``row``; the event type written, if any."""
-    if decision.regression is not None:
-        kept, folded = decision.regression
-        log.error(
-            "fold_rank_regression",
-            merchant_ref=row["merchant_ref"],
-            from_status=kept.value,
-            to_status=_opt(folded),
-        )
-    if not decision.changed:
+    writes = writes_of(
+        decision,
+        provider=row["provider"],
+        account=row["account"],
+        merchant_ref=row["merchant_ref"],
+        seq=row["seq"],
+        source=source,
+        metadata=metadata,
+    )
+    if writes is None:
         return None
-    after, seq, kind = decision.after, row["seq"], decision.event
-    if kind is not None:
-        seq += 1
-        if decision.transition is not None:
-            await conn.execute(
-                queries["insert_transition"],
-                row["id"],
-                seq,
-                _opt(decision.transition[0]),
-                decision.transition[1].value,
-                source,
-                inbox_id,
-            )
-        event = event_of(
-            decision,
-            provider=row["provider"],
-            account=row["account"],
-            merchant_ref=row["merchant_ref"],
-            source=source,
-            seq=seq,
-            metadata=metadata,
+    seq, after = writes.seq, decision.after
+    if writes.transition is not None:
+        await conn.execute(
+            queries["insert_transition"], row["id"], seq, *writes.transition, source, inbox_id
         )
+    if (event := writes.event) is not None:
         await conn.execute(
             queries["insert_outbox"],
             uuid.UUID(event.event_id),
@@ -93,7 +129,7 @@ async def write_decision(
         after.anomaly,
         seq,
     )
-    return kind
+    return decision.event
 
 
 def event_of(

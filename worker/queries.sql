@@ -33,6 +33,72 @@ FROM payments
 WHERE provider = $1 AND account = $2 AND merchant_ref = $3
 FOR UPDATE
 
+-- name: lock_batch_payments
+-- A batch's payments, created on first sight, all locked by one statement in the order
+-- given (the batch's sorted keys, so batches never wait on each other in a circle).
+-- Each row is returned as it is after the wait for its lock.
+INSERT INTO payments (provider, account, merchant_ref)
+SELECT k.provider, k.account, k.merchant_ref
+FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY
+     AS k(provider, account, merchant_ref, n)
+ORDER BY k.n
+ON CONFLICT (provider, account, merchant_ref) DO UPDATE SET updated_at = payments.updated_at
+RETURNING id, provider, account, merchant_ref, status, provider_ref, amount, currency,
+          expires_at, amount_paid, amount_refunded, late, anomaly, seq, metadata,
+          (xmax = 0) AS created
+
+-- name: batch_receipts
+-- Every inbox row of payments this transaction has locked (a statement after the lock,
+-- so its snapshot holds every receipt committed): the receipts to fold (hints are never
+-- folded) and the (dedup_key, message_id) pairs already recorded.
+SELECT payment_id, dedup_key, message_id, outcome, observation
+FROM inbox
+WHERE payment_id = ANY($1::bigint[])
+
+-- name: insert_inbox_batch
+-- The batch's receipts, in one statement; the caller checks that each came back.
+INSERT INTO inbox (dedup_key, payment_id, message_id, source, kind, received_at, raw,
+                   observation, outcome)
+SELECT r.dedup_key, r.payment_id, r.message_id, r.source, r.kind, r.received_at, r.raw,
+       r.observation::jsonb, r.outcome
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+            $6::timestamptz[], $7::bytea[], $8::text[], $9::text[]) WITH ORDINALITY
+     AS r(dedup_key, payment_id, message_id, source, kind, received_at, raw, observation,
+          outcome, n)
+ORDER BY r.n
+ON CONFLICT (dedup_key, message_id) DO NOTHING
+RETURNING id, dedup_key, message_id
+
+-- name: insert_transitions_batch
+INSERT INTO transitions (payment_id, seq, from_status, to_status, source, inbox_id)
+SELECT t.payment_id, t.seq, t.from_status, t.to_status, t.source, t.inbox_id
+FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+     WITH ORDINALITY AS t(payment_id, seq, from_status, to_status, source, inbox_id, n)
+ORDER BY t.n
+
+-- name: insert_outbox_batch
+-- In the order the events were decided: the relay publishes by id.
+INSERT INTO outbox (event_id, payment_id, seq, routing_key, body)
+SELECT e.event_id, e.payment_id, e.seq, e.routing_key, e.body::json
+FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::text[]) WITH ORDINALITY
+     AS e(event_id, payment_id, seq, routing_key, body, n)
+ORDER BY e.n
+
+-- name: update_payments_batch
+-- Each changed payment's final row; ``touched``: its state changed (not only metadata).
+UPDATE payments p
+SET status = u.status, provider_ref = u.provider_ref, amount = u.amount,
+    currency = u.currency, expires_at = u.expires_at, amount_paid = u.amount_paid,
+    amount_refunded = u.amount_refunded, late = u.late, anomaly = u.anomaly, seq = u.seq,
+    metadata = u.metadata::jsonb,
+    updated_at = CASE WHEN u.touched THEN now() ELSE p.updated_at END
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::numeric[], $5::text[],
+            $6::timestamptz[], $7::numeric[], $8::numeric[], $9::bool[], $10::text[],
+            $11::int[], $12::text[], $13::bool[])
+     AS u(id, status, provider_ref, amount, currency, expires_at, amount_paid,
+          amount_refunded, late, anomaly, seq, metadata, touched)
+WHERE p.id = u.id
+
 -- name: payment_receipts
 -- The set the payment's state is the fold of: every receipt of every fact, duplicates
 -- included (a later report of a fact may carry an earlier time). Hints are never folded.

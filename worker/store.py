@@ -25,6 +25,7 @@ import asyncpg
 
 from paysync.db import TRANSIENT_DB_ERRORS, load_queries, translated_errors
 from paysync.errors import DatabaseUnavailable
+from paysync.logging import get_logger
 from paysync.state.decision import ReceiptOutcome, decide, refold
 from paysync.state.fold import PaymentState, Policy
 from providers.base import ReturnHint
@@ -33,23 +34,16 @@ from schemas.event import EventType
 from schemas.mapping import StatusMapping
 from schemas.observation import Kind, Observation, Source
 from schemas.status import Status
+from worker.bulk import Replan, apply_bulk
 from worker.ledger import write_decision
+from worker.outcome import Applied, Outcome
 
 if TYPE_CHECKING:
     from paysync.db import Conn
 
 QUERIES_PATH = Path(__file__).with_name("queries.sql")
 
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one observation did, for the consumer's metrics and logs."""
-
-    dedup_key: str
-    outcome: ReceiptOutcome
-    source: str
-    transition: tuple[Status | None, Status] | None = None
-    event: EventType | None = None
+log = get_logger(__name__)
 
 
 # Failures of the transaction as a whole, never of one envelope (a lost connection, a
@@ -61,9 +55,6 @@ _WHOLE_BATCH: tuple[type[BaseException], ...] = (DatabaseUnavailable, *TRANSIENT
 _LOCKED: ContextVar[frozenset[tuple[str, str, str]]] = ContextVar(
     "paysync_batch_locked", default=frozenset()
 )
-
-# What one envelope of a batch did: its outcomes, or the error its savepoint rolled back.
-Applied = list[Outcome] | Exception
 
 # The source of what a refold writes (transitions, events): an operator's re-derivation
 # from receipts already stored, not a new observation.
@@ -105,18 +96,43 @@ class Store:
     async def apply_batch(
         self, batch: Sequence[tuple[Envelope, list[Observation]]]
     ) -> list[Applied]:
-        """Apply several envelopes in one transaction, each in a savepoint of its own: an
-        envelope that fails (not for a lost connection or a lock conflict) is rolled back
-        alone and its error returned in its place; the others commit together. Raises
-        DatabaseUnavailable when the transaction as a whole fails (nothing committed), and
-        any other error of a statement outside the savepoints likewise (nothing committed).
+        """Apply several envelopes in one transaction: with one statement per table
+        (``worker.bulk``) when Postgres takes the whole batch; else again with a savepoint
+        per envelope, where an envelope that fails (not for a lost connection or a lock
+        conflict) is rolled back alone and its error returned in its place, while the
+        others commit together. Raises DatabaseUnavailable when the transaction as a
+        whole fails (nothing committed), and any other error of a statement outside the
+        savepoints likewise (nothing committed).
 
-        Rows are locked in one stable order: the payments that exist already all at once,
-        first; then the envelopes in the order of their payments' keys."""
-        results: list[Applied] = [[] for _ in batch]
+        Rows are locked in one stable order: the batch's payments by key (the bulk path
+        locks them all at once; the savepoint path those that exist already, first, then
+        the envelopes in the order of their payments' keys)."""
         keys = sorted({_key(o) for _, observations in batch for o in observations})
         order = sorted(range(len(batch)), key=lambda i: min(map(_key, batch[i][1]), default=()))
-        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+        async with translated_errors(), self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    outcomes = await apply_bulk(
+                        conn, self._q, self._policy, batch, order, keys, _state
+                    )
+                    if any(o.event for envelope in outcomes for o in envelope):
+                        await conn.execute(self._q["notify_outbox"])
+                return list(outcomes)
+            except _WHOLE_BATCH:
+                raise
+            except (asyncpg.PostgresError, Replan) as exc:
+                log.info("batch_applied_one_by_one", error=type(exc).__name__, size=len(batch))
+            return await self._apply_savepoints(conn, batch, order, keys)
+
+    async def _apply_savepoints(
+        self,
+        conn: Conn,
+        batch: Sequence[tuple[Envelope, list[Observation]]],
+        order: Sequence[int],
+        keys: list[tuple[str, str, str]],
+    ) -> list[Applied]:
+        results: list[Applied] = [[] for _ in batch]
+        async with conn.transaction():
             token = _LOCKED.set(await self._lock_known(conn, keys))
             try:
                 for i in order:

@@ -34,7 +34,8 @@ from tests.support.services import AMQP_URL, BrokerNames
 from tests.support.waiting import eventually
 from worker.consumer import Consumer
 from worker.handler import dead_letter_message
-from worker.store import Outcome, Store
+from worker.outcome import Outcome
+from worker.store import Store
 
 pytestmark = pytest.mark.integration
 

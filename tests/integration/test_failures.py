@@ -17,7 +17,8 @@ from tests.integration.test_worker import credit, publish, worker
 from tests.support.amqp import depth, take
 from tests.support.config import RunConfig
 from tests.support.services import BrokerNames
-from worker.store import Outcome, Store
+from worker.outcome import Outcome
+from worker.store import Store
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from paysync.state.decision import ReceiptOutcome
 from providers.base import ReturnHint
 from schemas.envelope import Envelope
 from schemas.observation import Observation, Source
-from worker.store import Applied, Outcome
+from worker.outcome import Applied, Outcome
 
 DELIVERY_LIMIT = 3
 
