@@ -38,6 +38,7 @@ from bench import (
 )
 from bench.config import PAIRS, QUICK, Params, new_prefix, new_secret
 from bench.context import Context, new_secrets
+from bench.loop import same_loop
 
 SHM = "/dev/shm"  # noqa: S108 - a tmpfs for the servers' logs, in a private temp dir
 
@@ -217,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(f"bench: {p}" for p in problems), file=sys.stderr)
         return 2
     try:
-        return asyncio.run(run(params))
+        return same_loop(run(params))
     except KeyboardInterrupt:
         return 130
     except asyncio.CancelledError:

@@ -13,7 +13,6 @@ Exits on SIGTERM/SIGINT or when its parent dies.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from bench.config import DEFAULT_AMQP_URL, baseline_name, naive_events
 from bench.lifetime import wait_for_stop
+from bench.loop import same_loop
 from paysync.db import load_queries
 
 QUERIES_PATH = Path(__file__).with_name("naive.sql")
@@ -95,7 +95,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    asyncio.run(serve(parse_args(argv)))
+    same_loop(serve(parse_args(argv)))
     return 0
 
 

@@ -10,7 +10,6 @@ no server behind)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from aiohttp import web
 from bench import baseline
 from bench.config import DEFAULT_AMQP_URL, SECRET_ENV, write_paysync_config
 from bench.lifetime import wait_for_stop
+from bench.loop import same_loop
 from ingest.app import build_app
 from ingest.server import ingest_runner
 from paysync.connections import broker_of
@@ -96,7 +96,7 @@ async def serve_until_stopped(runner: web.AppRunner, port: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     serve = serve_paysync if args.kind == "paysync" else serve_baseline
-    asyncio.run(serve(args))
+    same_loop(serve(args))
     return 0
 
 

@@ -25,6 +25,7 @@ import orjson
 
 from bench.lifetime import wait_for_stop
 from bench.load import ccpayment_envelopes
+from bench.loop import same_loop
 from paysync.db import create_pool, load_queries
 from paysync.state.decision import decide
 from paysync.state.fold import PaymentState
@@ -155,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, required=True)
     parser.add_argument("--batch", type=int, default=1, help="messages per transaction")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.dsn, args.count, args.connections, args.batch))
+    same_loop(run(args.dsn, args.count, args.connections, args.batch))
     return 0
 
 

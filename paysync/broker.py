@@ -334,6 +334,26 @@ class Broker:
             raise BrokerUnavailable(f"publish not confirmed: {type(confirm).__name__}")
         return True
 
+    async def publish_events(
+        self, events: Sequence[OutgoingEvent], *, timeout: float
+    ) -> list[bool]:
+        """Publish several events to ``paysync.events`` at once, each persistent + mandatory
+        with its own confirm, all within ``timeout`` seconds; for each, False when no
+        queue was bound. ``BrokerUnavailable`` when any was not confirmed (the caller
+        publishes them all again: consumers dedup on the event id). The broker receives
+        them in the order given."""
+        link = self._link
+        if link is None or not link.open:
+            raise BrokerUnavailable("broker not connected")
+        answers = await self._watched(_all_confirmed(link.events, events, timeout))
+        assert isinstance(answers, list)
+        routed = []
+        for answer in answers:
+            if not isinstance(answer, aiormq.abc.DeliveredMessage | aiormq.spec.Basic.Ack):
+                raise BrokerUnavailable(f"publish not confirmed: {type(answer).__name__}")
+            routed.append(isinstance(answer, aiormq.spec.Basic.Ack))
+        return routed
+
     async def _watched(self, publishing: Awaitable[object]) -> object:
         link = self._link
         try:
@@ -375,9 +395,66 @@ async def _confirmed(
 ) -> object:
     """Publish mandatory and return the broker's answer, all within ``timeout`` seconds;
     any failure is ``BrokerUnavailable``."""
+    assert isinstance(exchange, aio_pika.Exchange)
     with broker_errors("publish not confirmed"):
         async with asyncio.timeout(timeout):
-            return await exchange.publish(message, routing_key, mandatory=True)
+            channel = await exchange.channel.get_underlay_channel()
+            assert isinstance(channel, aiormq.Channel)
+            # As Exchange.publish, but without waiting for the frame to be written
+            # (``wait=False``): aiormq holds the channel's lock until that drain, which
+            # serialises concurrent publishes one event-loop turn apart. The confirm is
+            # still awaited; the client's bounded write queue still pushes back.
+            return await channel.basic_publish(
+                message.body,
+                exchange=exchange.name,
+                routing_key=routing_key,
+                properties=message.properties,
+                mandatory=True,
+                wait=False,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An event as the relay publishes it: the outbox row's exact bytes."""
+
+    body: bytes
+    event_id: str
+    routing_key: str
+
+    def properties(self) -> aiormq.spec.Basic.Properties:
+        return aiormq.spec.Basic.Properties(
+            message_id=self.event_id,
+            content_type="application/json",
+            delivery_mode=int(aio_pika.DeliveryMode.PERSISTENT),
+        )
+
+
+async def _all_confirmed(
+    exchange: AbstractExchange, events: Sequence[OutgoingEvent], timeout: float
+) -> list[object]:
+    """Publish every event mandatory, in order, and return the broker's answers, all within
+    ``timeout`` seconds (one deadline for the lot); any failure is ``BrokerUnavailable``."""
+    assert isinstance(exchange, aio_pika.Exchange)
+    with broker_errors("publish not confirmed"):
+        async with asyncio.timeout(timeout):
+            channel = await exchange.channel.get_underlay_channel()
+            assert isinstance(channel, aiormq.Channel)
+            # Each publish is written before the next starts (``wait=False``: no drain
+            # waited for), so the broker gets them in this order.
+            return await asyncio.gather(
+                *(
+                    channel.basic_publish(
+                        event.body,
+                        exchange=exchange.name,
+                        routing_key=event.routing_key,
+                        properties=event.properties(),
+                        mandatory=True,
+                        wait=False,
+                    )
+                    for event in events
+                )
+            )
 
 
 async def _close_quietly(connection: AbstractConnection, timeout: float = 5.0) -> None:

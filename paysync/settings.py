@@ -227,7 +227,7 @@ class WorkerSettings(_Model):
     # message. A batch is cut at this size, or the linger after its first delivery.
     batch_size: int = Field(default=32, ge=1, le=1_000)
     batch_linger_ms: float = Field(default=5.0, ge=0, le=1_000)
-    relay_batch_size: int = Field(default=200, ge=1, le=10_000)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
     retry_initial_seconds: float = Field(default=0.2, gt=0)
@@ -296,6 +296,8 @@ class Settings(_Model):
     # of URLs: paysync connects to any live node and moves to the next when one dies.
     amqp_url: Annotated[list[str], BeforeValidator(_amqp_urls)] = [DEFAULT_AMQP_URL]
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # The event loop every command runs on (paysync/runtime.py): uvloop's, or asyncio's own.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     database_pool_size: int = Field(default=10, ge=1, le=500)
     broker: BrokerSettings = BrokerSettings()
     ingest: IngestSettings = IngestSettings()

@@ -133,8 +133,9 @@ class MessageHandler:
             if item.hint is not None:
                 await self._apply_hint(item, item.hint)
         await self._apply([i for i in items if i.error is None and i.observations])
-        for item in items:
-            await self._finish(item)
+        # Together: each ack waits for the client to write its frame, one event-loop turn;
+        # one after another that is a turn per delivery.
+        await asyncio.gather(*(self._finish(item) for item in items))
 
     def _prepare(self, message: Delivery) -> _Item:
         """Envelope and observations of one delivery (pure: no I/O), or why not."""

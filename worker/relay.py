@@ -1,7 +1,7 @@
 """Outbox relay: publishes committed outbox rows to ``paysync.events`` and marks them.
 
 One relay works at a time (a transaction-scoped advisory lock), so rows leave in id
-order. Within a batch, rows are published concurrently in waves that hold at most one
+order. Within a batch, rows are published together in waves that hold at most one
 row per payment, so a payment's events are confirmed in ``seq`` order. A crash between
 publish and mark re-publishes: delivery is at-least-once, consumers dedup on event_id.
 The relay wakes on ``NOTIFY paysync_outbox`` and polls as a fallback.
@@ -15,10 +15,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import aio_pika
 import asyncpg
 
-from paysync.broker import Broker
+from paysync.broker import Broker, OutgoingEvent
 from paysync.db import load_queries, translated_errors
 from paysync.errors import BrokerUnavailable, Transient
 from paysync.logging import get_logger
@@ -108,7 +107,7 @@ class Relay:
                 return 0
             started = time.monotonic()
             for wave in _waves(rows):
-                await asyncio.gather(*(self._publish(row) for row in wave))
+                await self._publish(wave)
             await conn.execute(self._q["relay_mark_published"], [r["id"] for r in rows])
         waited = time.monotonic() - started
         for row in rows:
@@ -123,21 +122,19 @@ class Relay:
         self._metrics.outbox_backlog.set(row["backlog"])
         self._metrics.outbox_oldest_age.set(row["oldest_age"])
 
-    async def _publish(self, row: asyncpg.Record) -> None:
-        message = aio_pika.Message(
-            row["body"].encode(),
-            message_id=row["event_id"],
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    async def _publish(self, wave: Sequence[asyncpg.Record]) -> None:
+        events = [
+            OutgoingEvent(row["body"].encode(), row["event_id"], row["routing_key"]) for row in wave
+        ]
+        routed = await self._broker.publish_events(
+            events, timeout=self._settings.publish_timeout_seconds
         )
-        routed = await self._broker.publish_event(
-            message, row["routing_key"], timeout=self._settings.publish_timeout_seconds
-        )
-        self._metrics.events_published.labels("true" if routed else "false").inc()
-        if not routed:
-            log.warning(
-                "event_unroutable", event_id=row["event_id"], routing_key=row["routing_key"]
-            )
+        for row, ok in zip(wave, routed, strict=True):
+            self._metrics.events_published.labels("true" if ok else "false").inc()
+            if not ok:
+                log.warning(
+                    "event_unroutable", event_id=row["event_id"], routing_key=row["routing_key"]
+                )
 
     async def _pause(self, seconds: float) -> None:
         waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stop.wait())]

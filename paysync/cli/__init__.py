@@ -18,7 +18,6 @@ paysync config check       validate the configuration and print it (secrets by r
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from paysync.cli.parser import build_parser
 from paysync.cli.roles import ROLES
 from paysync.errors import ConfigError, PaysyncError
 from paysync.logging import configure_logging
+from paysync.runtime import run
 from paysync.settings import Settings, load_settings
 from providers import REGISTRY, account_models
 
@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream = sys.stderr if args.command in _REPORTING else None
     configure_logging(settings.log_level, secrets=settings.secret_values(), stream=stream)
     try:
-        return asyncio.run(_dispatch(args, settings, sys.argv[1:] if argv is None else argv))
+        dispatched = _dispatch(args, settings, sys.argv[1:] if argv is None else argv)
+        return run(dispatched, settings.event_loop)
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:

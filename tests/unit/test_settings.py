@@ -68,7 +68,7 @@ def test_file_values_are_read(tmp_path: Path) -> None:
     assert settings.ingest.port == 9100
     assert settings.ingest.host == "127.0.0.1"
     assert settings.worker.prefetch == 4
-    assert settings.worker.relay_batch_size == 200
+    assert settings.worker.relay_batch_size == 500
 
 
 def test_env_overrides_file(tmp_path: Path) -> None:
