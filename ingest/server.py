@@ -21,7 +21,7 @@ connections are open. :class:`GuardedHandler` adds both at the connection level:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -66,7 +66,9 @@ class GuardedHandler(RequestHandler):
         self._head_tail: bytes | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport, though not necessarily an asyncio.Transport subclass:
+        # uvloop's are not (an isinstance check here refused every connection under it).
+        transport = cast(asyncio.Transport, transport)
         if self._guard.open >= self._guard.max_connections:
             transport.write(TOO_MANY)
             transport.close()
