@@ -8,8 +8,8 @@ the same order, but planned in memory between two reads and one write per table:
 2. read their inbox rows in one statement (``batch_receipts``);
 3. decide every observation in Python, envelope by envelope, each seeing the receipts the
    batch recorded before it, exactly as the savepoint path would see them in Postgres;
-4. write the inbox rows, transitions, outbox events and final payment rows with one
-   ``unnest`` statement each.
+4. write the inbox rows, transitions, outbox events and final payment rows (and the
+   relay's NOTIFY) with one statement of ``unnest`` inserts and an update.
 
 There is no savepoint per envelope here, so an envelope Postgres refuses fails the whole
 statement: the caller rolls the transaction back and applies the batch again with one
@@ -20,7 +20,7 @@ a write did not do what the plan said).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -174,17 +174,9 @@ def _decide(
     return Outcome(obs.dedup_key, decision.outcome, source, decision.transition, decision.event)
 
 
-async def _write(conn: Conn, queries: Mapping[str, str], payments: Any, plan: _Plan) -> None:
-    if plan.inbox:
-        rows = await conn.fetch(queries["insert_inbox_batch"], *_columns(plan.inbox))
-        ids = {(r["dedup_key"], r["message_id"]): r["id"] for r in rows}
-        if len(ids) != len(plan.inbox):
-            raise Replan(f"recorded {len(ids)} receipts of {len(plan.inbox)}")
-        if plan.transitions:
-            transitions = [(*t[:-1], ids[t[-1]]) for t in plan.transitions]
-            await conn.execute(queries["insert_transitions_batch"], *_columns(transitions))
-    if plan.outbox:
-        await conn.execute(queries["insert_outbox_batch"], *_columns(plan.outbox))
+async def _write(
+    conn: Conn, queries: Mapping[str, str], payments: Iterable[_Payment], plan: _Plan
+) -> None:
     changed = [
         (
             p.id,
@@ -204,10 +196,26 @@ async def _write(conn: Conn, queries: Mapping[str, str], payments: Any, plan: _P
         for p in payments
         if p.dirty
     ]
-    if changed:
-        await conn.execute(queries["update_payments_batch"], *_columns(changed))
+    transitions = [(*t[:-1], *t[-1]) for t in plan.transitions]
+    row = await conn.fetchrow(
+        queries["write_batch"],
+        *_columns(plan.inbox, 9),
+        *_columns(transitions, 7),
+        *_columns(plan.outbox, 5),
+        *_columns(changed, 13),
+        bool(plan.outbox),
+    )
+    assert row is not None
+    written = (row["receipts"], row["transitions"], row["events"], row["payments"])
+    planned = (len(plan.inbox), len(plan.transitions), len(plan.outbox), len(changed))
+    if written != planned:
+        raise Replan(
+            f"wrote {written} (receipts, transitions, events, payments), planned {planned}"
+        )
 
 
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows (at least one) as column arrays, for ``unnest``."""
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows of ``width`` values as ``width`` column arrays, for ``unnest``."""
+    if not rows:
+        return [[] for _ in range(width)]
     return [list(column) for column in zip(*rows, strict=True)]

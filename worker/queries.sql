@@ -55,49 +55,60 @@ SELECT payment_id, dedup_key, message_id, outcome, observation
 FROM inbox
 WHERE payment_id = ANY($1::bigint[])
 
--- name: insert_inbox_batch
--- The batch's receipts, in one statement; the caller checks that each came back.
-INSERT INTO inbox (dedup_key, payment_id, message_id, source, kind, received_at, raw,
-                   observation, outcome)
-SELECT r.dedup_key, r.payment_id, r.message_id, r.source, r.kind, r.received_at, r.raw,
-       r.observation::jsonb, r.outcome
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-            $6::timestamptz[], $7::bytea[], $8::text[], $9::text[]) WITH ORDINALITY
-     AS r(dedup_key, payment_id, message_id, source, kind, received_at, raw, observation,
-          outcome, n)
-ORDER BY r.n
-ON CONFLICT (dedup_key, message_id) DO NOTHING
-RETURNING id, dedup_key, message_id
-
--- name: insert_transitions_batch
-INSERT INTO transitions (payment_id, seq, from_status, to_status, source, inbox_id)
-SELECT t.payment_id, t.seq, t.from_status, t.to_status, t.source, t.inbox_id
-FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[])
-     WITH ORDINALITY AS t(payment_id, seq, from_status, to_status, source, inbox_id, n)
-ORDER BY t.n
-
--- name: insert_outbox_batch
--- In the order the events were decided: the relay publishes by id.
-INSERT INTO outbox (event_id, payment_id, seq, routing_key, body)
-SELECT e.event_id, e.payment_id, e.seq, e.routing_key, e.body::json
-FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::text[]) WITH ORDINALITY
-     AS e(event_id, payment_id, seq, routing_key, body, n)
-ORDER BY e.n
-
--- name: update_payments_batch
--- Each changed payment's final row; ``touched``: its state changed (not only metadata).
-UPDATE payments p
-SET status = u.status, provider_ref = u.provider_ref, amount = u.amount,
-    currency = u.currency, expires_at = u.expires_at, amount_paid = u.amount_paid,
-    amount_refunded = u.amount_refunded, late = u.late, anomaly = u.anomaly, seq = u.seq,
-    metadata = u.metadata::jsonb,
-    updated_at = CASE WHEN u.touched THEN now() ELSE p.updated_at END
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::numeric[], $5::text[],
-            $6::timestamptz[], $7::numeric[], $8::numeric[], $9::bool[], $10::text[],
-            $11::int[], $12::text[], $13::bool[])
-     AS u(id, status, provider_ref, amount, currency, expires_at, amount_paid,
-          amount_refunded, late, anomaly, seq, metadata, touched)
-WHERE p.id = u.id
+-- name: write_batch
+-- Everything a batch writes, in one statement (one round trip): its receipts, the
+-- transitions (each pointing at its receipt by (dedup_key, message_id)), the events in
+-- the order they were decided (the relay publishes by id), each changed payment's final
+-- row (``touched``: its state changed, not only its metadata) and, when $35, the relay's
+-- wake-up. The counts let the caller check that every planned row was written.
+WITH receipts AS (
+    INSERT INTO inbox (dedup_key, payment_id, message_id, source, kind, received_at, raw,
+                       observation, outcome)
+    SELECT r.dedup_key, r.payment_id, r.message_id, r.source, r.kind, r.received_at, r.raw,
+           r.observation::jsonb, r.outcome
+    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                $6::timestamptz[], $7::bytea[], $8::text[], $9::text[]) WITH ORDINALITY
+         AS r(dedup_key, payment_id, message_id, source, kind, received_at, raw,
+              observation, outcome, n)
+    ORDER BY r.n
+    ON CONFLICT (dedup_key, message_id) DO NOTHING
+    RETURNING id, dedup_key, message_id
+), steps AS (
+    INSERT INTO transitions (payment_id, seq, from_status, to_status, source, inbox_id)
+    SELECT t.payment_id, t.seq, t.from_status, t.to_status, t.source, r.id
+    FROM unnest($10::bigint[], $11::int[], $12::text[], $13::text[], $14::text[],
+                $15::text[], $16::text[]) WITH ORDINALITY
+         AS t(payment_id, seq, from_status, to_status, source, dedup_key, message_id, n)
+    JOIN receipts r ON r.dedup_key = t.dedup_key AND r.message_id = t.message_id
+    ORDER BY t.n
+    RETURNING 1
+), events AS (
+    INSERT INTO outbox (event_id, payment_id, seq, routing_key, body)
+    SELECT e.event_id, e.payment_id, e.seq, e.routing_key, e.body::json
+    FROM unnest($17::uuid[], $18::bigint[], $19::int[], $20::text[], $21::text[])
+         WITH ORDINALITY AS e(event_id, payment_id, seq, routing_key, body, n)
+    ORDER BY e.n
+    RETURNING 1
+), rows AS (
+    UPDATE payments p
+    SET status = u.status, provider_ref = u.provider_ref, amount = u.amount,
+        currency = u.currency, expires_at = u.expires_at, amount_paid = u.amount_paid,
+        amount_refunded = u.amount_refunded, late = u.late, anomaly = u.anomaly,
+        seq = u.seq, metadata = u.metadata::jsonb,
+        updated_at = CASE WHEN u.touched THEN now() ELSE p.updated_at END
+    FROM unnest($22::bigint[], $23::text[], $24::text[], $25::numeric[], $26::text[],
+                $27::timestamptz[], $28::numeric[], $29::numeric[], $30::bool[],
+                $31::text[], $32::int[], $33::text[], $34::bool[])
+         AS u(id, status, provider_ref, amount, currency, expires_at, amount_paid,
+              amount_refunded, late, anomaly, seq, metadata, touched)
+    WHERE p.id = u.id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM receipts) AS receipts,
+       (SELECT count(*) FROM steps) AS transitions,
+       (SELECT count(*) FROM events) AS events,
+       (SELECT count(*) FROM rows) AS payments,
+       CASE WHEN $35::bool THEN pg_notify('paysync_outbox', '') END AS notified
 
 -- name: payment_receipts
 -- The set the payment's state is the fold of: every receipt of every fact, duplicates

@@ -115,8 +115,6 @@ class Store:
                     outcomes = await apply_bulk(
                         conn, self._q, self._policy, batch, order, keys, _state
                     )
-                    if any(o.event for envelope in outcomes for o in envelope):
-                        await conn.execute(self._q["notify_outbox"])
                 return list(outcomes)
             except _WHOLE_BATCH:
                 raise
