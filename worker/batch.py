@@ -6,14 +6,17 @@ consumer's drain) sees a delivery finished only once it is settled."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine
+from contextvars import Context
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class Batcher(Generic[T]):
-    def __init__(self, size: int, linger: float, run: Callable[[list[T]], Awaitable[None]]) -> None:
+    def __init__(
+        self, size: int, linger: float, run: Callable[[list[T]], Coroutine[Any, Any, None]]
+    ) -> None:
         self._size = size
         self._linger = linger
         self._run = run
@@ -42,7 +45,11 @@ class Batcher(Generic[T]):
         self._items, self._done, self._timer = [], None, None
         if done is None:
             return
-        task = asyncio.ensure_future(self._run(items))
+        # A context of its own: the batch is not the delivery that happened to cut it (its
+        # log lines would carry that one's message id); each delivery's own part binds its.
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            self._run(items), context=Context()
+        )
         self._running.add(task)
         task.add_done_callback(lambda t: self._finished(t, done))
 

@@ -160,6 +160,7 @@ def _decide(
         seq=payment.seq,
         source=source,
         metadata=payment.metadata,
+        message_id=envelope.message_id,
     )
     if writes is not None:
         payment.state, payment.seq = decision.after, writes.seq

@@ -48,13 +48,17 @@ def writes_of(
     seq: int,
     source: str,
     metadata: Mapping[str, Any],
+    message_id: str | None = None,
 ) -> Writes | None:
     """What ``decision`` writes for the payment whose stored ``seq`` is given (pure: no
-    I/O); None when the row stays as it is. Reports a held regression loudly."""
+    I/O); None when the row stays as it is. Reports a held regression loudly (with the
+    receipt's message id when given; else the log context's)."""
     if decision.regression is not None:
         kept, folded = decision.regression
+        named = {} if message_id is None else {"message_id": message_id}
         log.error(
             "fold_rank_regression",
+            **named,
             merchant_ref=merchant_ref,
             from_status=kept.value,
             to_status=_opt(folded),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from structlog.contextvars import bound_contextvars
 
 from paysync.db import TRANSIENT_DB_ERRORS, load_queries, translated_errors
 from paysync.errors import DatabaseUnavailable
@@ -136,8 +137,11 @@ class Store:
                 for i in order:
                     envelope, observations = batch[i]
                     try:
-                        async with conn.transaction():
-                            results[i] = await self._apply_envelope(conn, envelope, observations)
+                        with bound_contextvars(message_id=envelope.message_id):
+                            async with conn.transaction():
+                                results[i] = await self._apply_envelope(
+                                    conn, envelope, observations
+                                )
                     except _WHOLE_BATCH:
                         raise
                     except Exception as exc:
